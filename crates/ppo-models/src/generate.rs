@@ -1,0 +1,282 @@
+//! Batched sampling with a KV cache: left padding, temperature, top-k, top-p, stop at EOS.
+//!
+//! Sampling runs on the host in f64 from each step's last-position logits, with our own
+//! [`Rng`], so a seeded run draws the same tokens on every backend. The returned log-prob of a
+//! token is `log_softmax(logits / T)` of the *unfiltered* distribution, the quantity the PPO
+//! update recomputes at the same temperature.
+
+use burn::tensor::Tensor;
+
+use crate::transformer::{CausalLm, KvCache};
+use crate::{Rng, left_pad};
+
+/// How tokens are drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingConfig {
+    /// Logits are divided by this before softmax; must be positive unless `greedy`.
+    pub temperature: f64,
+    /// Keep only the `top_k` most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches `top_p` (1.0 = off).
+    pub top_p: f64,
+    /// Most tokens generated per row.
+    pub max_new_tokens: usize,
+    /// Take the most likely token; log-probs are then reported at temperature 1.
+    pub greedy: bool,
+    /// Reuse keys and values of earlier positions (same result, less work).
+    pub use_cache: bool,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: 32,
+            greedy: false,
+            use_cache: true,
+        }
+    }
+}
+
+impl SamplingConfig {
+    /// The temperature log-probs are computed at: `temperature`, or 1 when greedy.
+    pub fn logprob_temperature(&self) -> f64 {
+        if self.greedy { 1.0 } else { self.temperature }
+    }
+}
+
+/// Prompts and sampled responses of a batch, flattened row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    /// Number of rows.
+    pub batch_size: usize,
+    /// Prompt length after left padding (P).
+    pub prompt_len: usize,
+    /// Longest response (R); shorter ones are right-padded.
+    pub response_len: usize,
+    /// `[batch, P + R]`: left-padded prompt followed by the response.
+    pub sequences: Vec<u32>,
+    /// `[batch, P + R]`: `true` on real prompt and response tokens.
+    pub attention_mask: Vec<bool>,
+    /// `[batch, R]`: `true` on response tokens up to and including the first EOS.
+    pub response_mask: Vec<bool>,
+    /// `[batch, R]`: sampling log-prob of each response token (0 where masked).
+    pub logprobs: Vec<f32>,
+    /// `[batch]`: the row produced EOS.
+    pub finished: Vec<bool>,
+}
+
+impl Generation {
+    /// Total length of each row (P + R).
+    pub fn seq_len(&self) -> usize {
+        self.prompt_len + self.response_len
+    }
+
+    /// Response token ids `[batch, R]` (padding included).
+    pub fn response_ids(&self) -> Vec<u32> {
+        let (p, l) = (self.prompt_len, self.seq_len());
+        self.sequences
+            .chunks(l.max(1))
+            .flat_map(|row| row[p..].iter().copied())
+            .collect()
+    }
+
+    /// The real response tokens of `row`, EOS included.
+    pub fn response(&self, row: usize) -> Vec<u32> {
+        let (p, r) = (self.prompt_len, self.response_len);
+        let start = row * self.seq_len() + p;
+        (0..r)
+            .filter(|&i| self.response_mask[row * r + i])
+            .map(|i| self.sequences[start + i])
+            .collect()
+    }
+
+    /// Number of real response tokens of `row`.
+    pub fn response_length(&self, row: usize) -> usize {
+        let r = self.response_len;
+        self.response_mask[row * r..(row + 1) * r].iter().filter(|&&m| m).count()
+    }
+}
+
+/// Draws one token from `logits` (one row); returns it with its log-prob under
+/// `log_softmax(logits / T)` (T = 1 when greedy).
+pub fn sample_token(logits: &[f32], config: &SamplingConfig, rng: &mut Rng) -> (u32, f32) {
+    let t = config.logprob_temperature();
+    let scaled: Vec<f64> = logits.iter().map(|&x| f64::from(x) / t).collect();
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let log_z = max + scaled.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+    let logprob = |i: usize| (scaled[i] - log_z) as f32;
+    if config.greedy {
+        let best = argmax(logits);
+        return (best as u32, logprob(best));
+    }
+    // Candidates by decreasing probability (ties by id, for determinism).
+    let mut order: Vec<usize> = (0..scaled.len()).collect();
+    order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]).then(a.cmp(&b)));
+    if config.top_k > 0 {
+        order.truncate(config.top_k);
+    }
+    let probs: Vec<f64> = order.iter().map(|&i| (scaled[i] - log_z).exp()).collect();
+    let mut keep = probs.len();
+    if config.top_p < 1.0 {
+        let mut cumulative = 0.0;
+        for (n, p) in probs.iter().enumerate() {
+            cumulative += p;
+            if cumulative >= config.top_p {
+                keep = n + 1;
+                break;
+            }
+        }
+    }
+    let total: f64 = probs[..keep].iter().sum();
+    let mut u = rng.next_f64() * total;
+    let mut chosen = order[keep - 1];
+    for (n, p) in probs[..keep].iter().enumerate() {
+        if u < *p {
+            chosen = order[n];
+            break;
+        }
+        u -= p;
+    }
+    (chosen as u32, logprob(chosen))
+}
+
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Last-position logits of every row, `[batch][vocab]`, from logits `[batch, q, vocab]`.
+fn last_logits(logits: Tensor<3>) -> Vec<Vec<f32>> {
+    let [b, q, v] = logits.dims();
+    let last = logits.slice([0..b, q - 1..q, 0..v]).reshape([b, v]);
+    let flat: Vec<f32> = last.into_data().convert::<f32>().into_vec().unwrap_or_default();
+    flat.chunks(v).map(<[f32]>::to_vec).collect()
+}
+
+/// Samples a response for every prompt (repeat prompts for several samples each).
+///
+/// Rows stop at `eos_id` (kept as the last response token) or after `max_new_tokens`;
+/// later positions hold `pad_id` and are masked.
+pub fn generate(
+    policy: &CausalLm,
+    prompts: &[Vec<u32>],
+    config: &SamplingConfig,
+    eos_id: u32,
+    pad_id: u32,
+    rng: &mut Rng,
+) -> Generation {
+    let batch = left_pad(prompts, pad_id);
+    let (b, p) = (batch.batch_size, batch.seq_len);
+    let mut rows: Vec<Vec<u32>> = batch.input_ids.chunks(p.max(1)).map(<[u32]>::to_vec).collect();
+    let mut masks: Vec<Vec<bool>> = batch.attention_mask.chunks(p.max(1)).map(<[bool]>::to_vec).collect();
+    let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
+    let mut response_mask: Vec<Vec<bool>> = vec![Vec::new(); b];
+    let mut finished = vec![false; b];
+    let mut cache = KvCache::new();
+
+    let mut step_ids = batch.input_ids.clone();
+    let mut step_mask = batch.attention_mask.clone();
+    for _ in 0..config.max_new_tokens {
+        if b == 0 || finished.iter().all(|&f| f) {
+            break;
+        }
+        let logits = if config.use_cache {
+            policy.forward(&step_ids, &step_mask, b, Some(&mut cache))
+        } else {
+            let ids: Vec<u32> = rows.concat();
+            let mask: Vec<bool> = masks.concat();
+            policy.forward(&ids, &mask, b, None)
+        };
+        let last = last_logits(logits);
+        step_ids.clear();
+        step_mask.clear();
+        for row in 0..b {
+            let (token, logprob, real) = if finished[row] {
+                (pad_id, 0.0, false)
+            } else {
+                let (token, logprob) = sample_token(&last[row], config, rng);
+                finished[row] = token == eos_id;
+                (token, logprob, true)
+            };
+            rows[row].push(token);
+            masks[row].push(real);
+            logprobs[row].push(logprob);
+            response_mask[row].push(real);
+            step_ids.push(token);
+            step_mask.push(real);
+        }
+    }
+    let response_len = response_mask.first().map_or(0, Vec::len);
+    Generation {
+        batch_size: b,
+        prompt_len: p,
+        response_len,
+        sequences: rows.concat(),
+        attention_mask: masks.concat(),
+        response_mask: response_mask.concat(),
+        logprobs: logprobs.concat(),
+        finished,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_argmax_with_temperature_one_logprob() {
+        let logits = [0.0f32, 2.0, 1.0];
+        let cfg = SamplingConfig { greedy: true, temperature: 0.5, ..Default::default() };
+        let (tok, lp) = sample_token(&logits, &cfg, &mut Rng::new(0));
+        assert_eq!(tok, 1);
+        let z = (0f64.exp() + 2f64.exp() + 1f64.exp()).ln();
+        assert!((f64::from(lp) - (2.0 - z)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_k_one_is_argmax_and_logprob_is_unfiltered_at_t() {
+        let logits = [1.0f32, 3.0, 2.0, -1.0];
+        let cfg = SamplingConfig { top_k: 1, temperature: 2.0, ..Default::default() };
+        for seed in 0..20 {
+            let (tok, lp) = sample_token(&logits, &cfg, &mut Rng::new(seed));
+            assert_eq!(tok, 1);
+            let s: Vec<f64> = logits.iter().map(|&x| f64::from(x) / 2.0).collect();
+            let z = s.iter().map(|x| x.exp()).sum::<f64>().ln();
+            assert!((f64::from(lp) - (s[1] - z)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_smallest_nucleus() {
+        // probabilities ≈ [0.6652, 0.2447, 0.0900]: top_p 0.5 keeps only the first.
+        let logits = [2.0f32, 1.0, 0.0];
+        let cfg = SamplingConfig { top_p: 0.5, ..Default::default() };
+        for seed in 0..50 {
+            assert_eq!(sample_token(&logits, &cfg, &mut Rng::new(seed)).0, 0);
+        }
+        // top_p 0.9 keeps two tokens: token 2 never drawn, token 1 sometimes.
+        let cfg = SamplingConfig { top_p: 0.9, ..Default::default() };
+        let draws: Vec<u32> = (0..200).map(|s| sample_token(&logits, &cfg, &mut Rng::new(s)).0).collect();
+        assert!(!draws.contains(&2));
+        assert!(draws.contains(&1));
+    }
+
+    #[test]
+    fn sampling_frequencies_follow_the_distribution() {
+        let logits = [0.0f32, (3.0f32).ln()]; // p = [0.25, 0.75]
+        let cfg = SamplingConfig::default();
+        let mut rng = Rng::new(5);
+        let n = 20_000;
+        let ones = (0..n).filter(|_| sample_token(&logits, &cfg, &mut rng).0 == 1).count();
+        let freq = ones as f64 / n as f64;
+        assert!((freq - 0.75).abs() < 0.015, "{freq}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Building blocks with Hugging Face parameter names: `Linear`, `Embedding`, `RmsNorm`, and
+//! deterministic initialisation from our own [`Rng`].
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::Rng;
+
+/// Tensor of `shape` with entries drawn from N(0, std²) by `rng` (backend independent).
+pub(crate) fn normal_tensor<const D: usize>(
+    shape: [usize; D],
+    std: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `y = x·W + b`, weight stored `[in, out]`.
+#[derive(Module, Debug)]
+pub struct Linear {
+    /// `[d_input, d_output]`
+    pub weight: Param<Tensor<2>>,
+    /// `[d_output]`
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl Linear {
+    pub(crate) fn init(
+        d_input: usize,
+        d_output: usize,
+        bias: bool,
+        std: f64,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let weight = Param::from_tensor(normal_tensor([d_input, d_output], std, rng, device));
+        let bias = bias.then(|| Param::from_tensor(Tensor::zeros([d_output], device)));
+        Self { weight, bias }
+    }
+
+    /// x: `[batch, seq, d_input]` → `[batch, seq, d_output]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, d_input] = x.dims();
+        let weight = self.weight.val();
+        let d_output = weight.dims()[1];
+        let y = x.reshape([batch * seq, d_input]).matmul(weight);
+        let y = match &self.bias {
+            Some(bias) => y + bias.val().unsqueeze_dim::<2>(0),
+            None => y,
+        };
+        y.reshape([batch, seq, d_output])
+    }
+}
+
+/// Token embedding table.
+#[derive(Module, Debug)]
+pub struct Embedding {
+    /// `[vocab_size, hidden_size]`
+    pub weight: Param<Tensor<2>>,
+}
+
+impl Embedding {
+    pub(crate) fn init(vocab: usize, hidden: usize, std: f64, rng: &mut Rng, device: &Device) -> Self {
+        Self {
+            weight: Param::from_tensor(normal_tensor([vocab, hidden], std, rng, device)),
+        }
+    }
+
+    /// ids: `[batch, seq]` → `[batch, seq, hidden]`
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, seq] = ids.dims();
+        let weight = self.weight.val();
+        let hidden = weight.dims()[1];
+        weight
+            .select(0, ids.reshape([batch * seq]))
+            .reshape([batch, seq, hidden])
+    }
+}
+
+/// Root-mean-square norm: `x / sqrt(mean(x²) + eps) * weight`.
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// `[dim]`
+    pub weight: Param<Tensor<1>>,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub(crate) fn init(dim: usize, eps: f64, device: &Device) -> Self {
+        Self {
+            weight: Param::from_tensor(Tensor::ones([dim], device)),
+            eps,
+        }
+    }
+
+    /// Normalises over the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let mean_square = (x.clone() * x.clone()).mean_dim(D - 1);
+        let inv_rms = (mean_square + self.eps).sqrt().recip();
+        let weight = self.weight.val();
+        let dim = weight.dims()[0];
+        let mut shape = [1usize; D];
+        shape[D - 1] = dim;
+        x * inv_rms * weight.reshape(shape)
+    }
+}

@@ -1,0 +1,40 @@
+//! Networks for RLHF with PPO: a decoder-only transformer (Llama / Qwen2 / Qwen3 family) as
+//! policy, frozen reference and critic (backbone + scalar value head), batched KV-cache
+//! sampling, and tokenizers.
+//!
+//! Parameter names equal the Hugging Face tensor names (`model.layers.0.self_attn.q_proj`, …).
+//! Linear weights are stored `[in, out]` (burn's layout), the transpose of PyTorch's.
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use ppo_models::{ByteTokenizer, CausalLm, Rng, SamplingConfig, Tokenizer, TransformerConfig, generate};
+//!
+//! let device = Device::flex();
+//! let config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
+//! let policy = CausalLm::init(&config, &mut Rng::new(0), &device);
+//! let tok = ByteTokenizer;
+//! let prompts = vec![tok.encode("2+2="), tok.encode("如何制作一杯好咖啡？")];
+//! let sampling = SamplingConfig { max_new_tokens: 4, ..SamplingConfig::default() };
+//! let out = generate(&policy, &prompts, &sampling, tok.eos_id(), tok.pad_id(), &mut Rng::new(1));
+//! assert_eq!(out.batch_size, 2);
+//! assert!(out.response_len <= 4);
+//! ```
+
+mod config;
+mod error;
+mod generate;
+mod layers;
+mod logprobs;
+mod mask;
+mod rng;
+mod tokenizer;
+mod transformer;
+
+pub use config::TransformerConfig;
+pub use error::ModelError;
+pub use generate::{Generation, SamplingConfig, generate, sample_token};
+pub use logprobs::response_logprobs;
+pub use mask::{Batch, left_pad};
+pub use rng::{Rng, RngState};
+pub use tokenizer::{ByteTokenizer, Tokenizer};
+pub use transformer::{CausalLm, KvCache, TransformerModel, ValueModel};
