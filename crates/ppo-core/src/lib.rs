@@ -1,1 +1,40 @@
-//! ppo-core
+//! The PPO algorithm for RLHF on causal language models, as specified in ppo-rs's
+//! `PPO_DETAILS`: rollouts with the sampling temperature everywhere, per-token KL-shaped
+//! rewards, GAE, whitened advantages, clipped policy and value losses, entropy bonus,
+//! gradient accumulation by token counts and global-norm clipping.
+//!
+//! This crate does no file or network IO: rewards come through the [`Reward`] trait and
+//! metrics are returned to the caller.
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use ppo_core::{gae, whiten};
+//!
+//! let (adv, returns) = gae(&[0.0, 1.0], &[0.5, 0.5], &[true, true], 2, 1.0, 0.95);
+//! let white = whiten(&adv, &[true, true]);
+//! assert!((white[0] + white[1]).abs() < 1e-6);
+//! # let _ = (returns, Device::flex());
+//! ```
+
+mod advantages;
+mod config;
+mod data;
+mod error;
+mod grad;
+mod kl;
+pub mod loss;
+mod metrics;
+mod moments;
+mod reward;
+mod trainer;
+
+pub use advantages::{explained_variance, gae, masked_mean_var, whiten};
+pub use config::{KlConfig, OptimizerConfig, PpoConfig};
+pub use data::{DataOrder, PromptSample, letters_task};
+pub use error::CoreError;
+pub use grad::{clip_grad_norm, global_grad_norm};
+pub use kl::{KlController, KlEstimator};
+pub use metrics::Metrics;
+pub use moments::RunningMoments;
+pub use reward::{CharMatchReward, Reward, RewardError, RewardInput};
+pub use trainer::{PpoTrainer, Rollout, UpdateStats};

@@ -157,7 +157,7 @@ fn argmax(values: &[f32]) -> usize {
 fn last_logits(logits: Tensor<3>) -> Vec<Vec<f32>> {
     let [b, q, v] = logits.dims();
     let last = logits.slice([0..b, q - 1..q, 0..v]).reshape([b, v]);
-    let flat: Vec<f32> = last.into_data().convert::<f32>().into_vec().unwrap_or_default();
+    let flat: Vec<f32> = crate::to_f32_vec(last);
     flat.chunks(v).map(<[f32]>::to_vec).collect()
 }
 

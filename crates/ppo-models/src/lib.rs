@@ -38,3 +38,12 @@ pub use mask::{Batch, left_pad};
 pub use rng::{Rng, RngState};
 pub use tokenizer::{ByteTokenizer, Tokenizer};
 pub use transformer::{CausalLm, KvCache, TransformerModel, ValueModel};
+
+/// Copies a float tensor to the host as `f32` values (row-major).
+pub fn to_f32_vec<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("tensor converted to f32 reads back as f32")
+}

@@ -137,7 +137,7 @@ proptest! {
         // reduction is on bad eval p + 1, then every c + p + 1 evals.
         prop_assert!(!sched.observe(1.0));
         for bad in 1..=evals {
-            let expect = bad >= p + 1 && (bad - (p + 1)) % (c + p + 1) == 0;
+            let expect = bad > p && (bad - (p + 1)) % (c + p + 1) == 0;
             prop_assert_eq!(sched.observe(1.0), expect, "bad eval {}", bad);
             if expect {
                 expected_lr *= plateau.factor;
@@ -173,7 +173,7 @@ proptest! {
             bad_history.push(!improved);
             let last_all_bad = i >= p
                 && bad_history[(i - p) as usize..].iter().all(|b| *b);
-            let expect = last_all_bad && i - last_reduction >= c + p + 1;
+            let expect = last_all_bad && i - last_reduction > c + p;
             prop_assert_eq!(sched.observe(m), expect, "eval {} metric {}", i, m);
             if expect {
                 last_reduction = i;

@@ -1,0 +1,30 @@
+//! Errors of ppo-core.
+
+/// What can go wrong in a PPO iteration.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A configuration value is out of range.
+    #[error("invalid config key `{key}`: {reason}")]
+    InvalidConfig {
+        /// The offending key.
+        key: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// The reward source failed.
+    #[error(transparent)]
+    Reward(#[from] crate::RewardError),
+    /// The reward source returned the wrong number of scores or a non-finite one.
+    #[error("reward '{name}' returned {got} scores for {expected} samples, or a non-finite score")]
+    BadScores {
+        /// Reward name.
+        name: String,
+        /// Scores returned.
+        got: usize,
+        /// Samples sent.
+        expected: usize,
+    },
+    /// A batch had no prompt.
+    #[error("empty prompt batch")]
+    EmptyBatch,
+}

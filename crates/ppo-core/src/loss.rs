@@ -1,0 +1,183 @@
+//! The PPO loss terms as differentiable per-token tensors `[rows, R]`, masked to 0 on padding.
+//!
+//! Callers sum each term over the valid tokens and divide by the token count of the whole
+//! minibatch, so micro-batches add up to the minibatch mean.
+
+use burn::tensor::Tensor;
+
+/// Clipped surrogate: max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)) with ρ = exp(logπ − logπ_old).
+pub fn policy_loss(
+    logprobs: Tensor<2>,
+    old_logprobs: Tensor<2>,
+    advantages: Tensor<2>,
+    mask: Tensor<2>,
+    clip_range: f64,
+) -> Tensor<2> {
+    let ratio = (logprobs - old_logprobs).exp();
+    let unclipped = advantages.clone().neg() * ratio.clone();
+    let clipped = advantages.neg() * ratio.clamp(1.0 - clip_range, 1.0 + clip_range);
+    unclipped.max_pair(clipped) * mask
+}
+
+/// Clipped value loss: ½·max((V − R)², (V_old + clip(V − V_old, −ε_v, ε_v) − R)²).
+pub fn value_loss(
+    values: Tensor<2>,
+    old_values: Tensor<2>,
+    returns: Tensor<2>,
+    mask: Tensor<2>,
+    clip_range_value: f64,
+) -> Tensor<2> {
+    let clipped = old_values.clone()
+        + (values.clone() - old_values).clamp(-clip_range_value, clip_range_value);
+    let unclipped_err = values - returns.clone();
+    let clipped_err = clipped - returns;
+    let a = unclipped_err.clone() * unclipped_err;
+    let b = clipped_err.clone() * clipped_err;
+    a.max_pair(b) * mask * 0.5
+}
+
+/// Statistics of one micro-batch, computed on the host from detached values.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TokenStats {
+    /// Valid tokens seen.
+    pub tokens: f64,
+    /// Σ policy-loss per token.
+    pub policy_loss: f64,
+    /// Σ value-loss per token.
+    pub value_loss: f64,
+    /// Σ entropy.
+    pub entropy: f64,
+    /// Tokens where the clipped policy term was the larger one.
+    pub clipped: f64,
+    /// Tokens where the clipped value term was the larger one.
+    pub value_clipped: f64,
+    /// Σ ½(logπ − logπ_old)².
+    pub approx_kl: f64,
+    /// Σ ratio.
+    pub ratio: f64,
+    /// Smallest ratio seen.
+    pub ratio_min: f64,
+    /// Largest ratio seen.
+    pub ratio_max: f64,
+}
+
+impl TokenStats {
+    /// Stats of one micro-batch, all slices `[rows, R]` row-major.
+    #[allow(clippy::too_many_arguments)]
+    pub fn measure(
+        logprobs: &[f32],
+        old_logprobs: &[f32],
+        advantages: &[f32],
+        values: &[f32],
+        old_values: &[f32],
+        returns: &[f32],
+        entropy: &[f32],
+        mask: &[bool],
+        clip_range: f64,
+        clip_range_value: f64,
+    ) -> Self {
+        let mut s = TokenStats { ratio_min: f64::INFINITY, ratio_max: f64::NEG_INFINITY, ..Self::default() };
+        for i in (0..mask.len()).filter(|&i| mask[i]) {
+            let d = f64::from(logprobs[i]) - f64::from(old_logprobs[i]);
+            let ratio = f64::from(logprobs[i] - old_logprobs[i]).exp();
+            let a = f64::from(advantages[i]);
+            let pg1 = -a * ratio;
+            let pg2 = -a * ratio.clamp(1.0 - clip_range, 1.0 + clip_range);
+            let (v, v_old, ret) = (f64::from(values[i]), f64::from(old_values[i]), f64::from(returns[i]));
+            let v_clip = v_old + (v - v_old).clamp(-clip_range_value, clip_range_value);
+            let (vf1, vf2) = ((v - ret).powi(2), (v_clip - ret).powi(2));
+            s.tokens += 1.0;
+            s.policy_loss += pg1.max(pg2);
+            s.value_loss += 0.5 * vf1.max(vf2);
+            s.entropy += f64::from(entropy[i]);
+            s.clipped += f64::from(u8::from(pg2 > pg1));
+            s.value_clipped += f64::from(u8::from(vf2 > vf1));
+            s.approx_kl += 0.5 * d * d;
+            s.ratio += ratio;
+            s.ratio_min = s.ratio_min.min(ratio);
+            s.ratio_max = s.ratio_max.max(ratio);
+        }
+        s
+    }
+
+    /// Adds another micro-batch's stats.
+    pub fn merge(&mut self, other: &TokenStats) {
+        self.tokens += other.tokens;
+        self.policy_loss += other.policy_loss;
+        self.value_loss += other.value_loss;
+        self.entropy += other.entropy;
+        self.clipped += other.clipped;
+        self.value_clipped += other.value_clipped;
+        self.approx_kl += other.approx_kl;
+        self.ratio += other.ratio;
+        self.ratio_min = self.ratio_min.min(other.ratio_min);
+        self.ratio_max = self.ratio_max.max(other.ratio_max);
+    }
+
+    /// Σ / tokens, NaN when no token was seen.
+    pub fn mean(&self, sum: f64) -> f64 {
+        if self.tokens > 0.0 { sum / self.tokens } else { f64::NAN }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn t(values: &[f32]) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(values.to_vec(), [1, values.len()]), &Device::flex())
+    }
+
+    fn v(x: Tensor<2>) -> Vec<f32> {
+        ppo_models::to_f32_vec(x)
+    }
+
+    #[test]
+    fn policy_loss_hand_computed() {
+        // ratios e^0.1 = 1.10517 (clip at 1.05), e^-0.1 = 0.904837, 1, padding.
+        let logp = t(&[0.1, -0.1, 0.0, 5.0]);
+        let old = t(&[0.0, 0.0, 0.0, 0.0]);
+        let adv = t(&[2.0, 2.0, -1.0, 3.0]);
+        let mask = t(&[1.0, 1.0, 1.0, 0.0]);
+        let l = v(policy_loss(logp, old, adv, mask, 0.05));
+        // token 0: max(−2·1.10517, −2·1.05) = −2.1 (clipped term)
+        // token 1: max(−2·0.904837, −2·0.95) = −1.809675 (unclipped)
+        // token 2: max(1, 1) = 1
+        let expected = [-2.1, -1.809_675, 1.0, 0.0];
+        for (a, b) in l.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-5, "{l:?}");
+        }
+        let s = TokenStats::measure(&[0.1, -0.1, 0.0, 5.0], &[0.0; 4], &[2.0, 2.0, -1.0, 3.0], &[0.0; 4], &[0.0; 4], &[0.0; 4], &[1.0; 4], &[true, true, true, false], 0.05, 0.2);
+        assert_eq!(s.tokens, 3.0);
+        assert_eq!(s.clipped, 1.0);
+        assert!((s.policy_loss - (-2.1 - 1.809_675 + 1.0)).abs() < 1e-5);
+        assert!((s.approx_kl - 0.01).abs() < 1e-7);
+        assert!((s.ratio_max - 0.1f64.exp()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn value_loss_hand_computed() {
+        // V = 1.5, V_old = 1.0, R = 2.0, ε = 0.2: clipped V = 1.2;
+        // ½·max(0.25, 0.64) = 0.32 (clipped term wins)
+        // V = 0.5, V_old = 1.0, R = 0.0, ε = 0.2: clipped V = 0.8; ½·max(0.25, 0.64) = 0.32
+        // V = 1.1, V_old = 1.0, R = 3.0: clip inactive; ½·3.61 = 1.805
+        let l = v(value_loss(t(&[1.5, 0.5, 1.1]), t(&[1.0, 1.0, 1.0]), t(&[2.0, 0.0, 3.0]), t(&[1.0, 1.0, 1.0]), 0.2));
+        for (a, b) in l.iter().zip([0.32, 0.32, 1.805]) {
+            assert!((a - b).abs() < 1e-5, "{l:?}");
+        }
+        let s = TokenStats::measure(&[0.0; 3], &[0.0; 3], &[0.0; 3], &[1.5, 0.5, 1.1], &[1.0; 3], &[2.0, 0.0, 3.0], &[0.0; 3], &[true; 3], 0.2, 0.2);
+        assert_eq!(s.value_clipped, 2.0);
+        assert!((s.value_loss - 2.445).abs() < 1e-5);
+    }
+}
+
+/// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss).
+pub fn kl_penalty(logprobs: Tensor<2>, ref_logprobs: Tensor<2>, estimator: crate::KlEstimator) -> Tensor<2> {
+    let d = logprobs - ref_logprobs;
+    match estimator {
+        crate::KlEstimator::K1 => d,
+        crate::KlEstimator::K2 => d.clone() * d * 0.5,
+        crate::KlEstimator::K3 => d.clone().neg().exp() - 1.0 + d,
+    }
+}
