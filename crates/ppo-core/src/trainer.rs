@@ -54,6 +54,10 @@ pub struct Rollout {
     pub time_generate: f64,
     /// Seconds spent scoring (reward + inference passes).
     pub time_score: f64,
+    /// Row order of the first PPO epoch, drawn at rollout time: the inference passes run on
+    /// exactly the first epoch's micro-batches, so the first minibatch sees a ratio of 1
+    /// bit for bit.
+    pub first_epoch_order: Vec<usize>,
 }
 
 /// Result of one update over a rollout.
@@ -222,7 +226,10 @@ impl PpoTrainer {
         }
         let shaped_scores = self.shape_scores(&scores, &generation.finished);
 
-        let (old_logprobs, entropy, ref_logprobs, values) = self.inference_passes(&policy, &generation);
+        let mut first_epoch_order: Vec<usize> = (0..n).collect();
+        self.rng.shuffle(&mut first_epoch_order);
+        let (old_logprobs, entropy, ref_logprobs, values) =
+            self.inference_passes(&policy, &generation, &first_epoch_order);
         let (r_len, mask) = (generation.response_len, &generation.response_mask);
         let estimator: KlEstimator = self.config.kl.estimator;
         let kl: Vec<f32> = (0..mask.len())
@@ -267,6 +274,7 @@ impl PpoTrainer {
             kl_coef: beta,
             time_generate,
             time_score,
+            first_epoch_order,
         })
     }
 
@@ -295,29 +303,37 @@ impl PpoTrainer {
     }
 
     /// Old policy log-probs and entropy, reference log-probs and critic values, all
-    /// `[rows, R]`, without autodiff, `forward_batch_size` rows at a time.
+    /// `[rows, R]`, without autodiff, one first-epoch micro-batch (in `order`) at a time.
     fn inference_passes(
         &self,
         policy: &CausalLm,
         g: &Generation,
+        order: &[usize],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
         let critic = self.critic.valid();
         let temperature = self.config.sampling.logprob_temperature();
         let (l, p) = (g.seq_len(), g.prompt_len);
         let response_ids = g.response_ids();
-        let (mut old, mut ent, mut refs, mut vals) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let all_rows: Vec<usize> = (0..g.batch_size).collect();
-        for chunk in all_rows.chunks(self.config.forward_batch_size) {
+        let r = g.response_len;
+        let size = g.batch_size * r;
+        let (mut old, mut ent, mut refs, mut vals) = (vec![0.0; size], vec![0.0; size], vec![0.0; size], vec![0.0; size]);
+        let scatter = |dst: &mut Vec<f32>, rows: &[usize], src: Vec<f32>| {
+            for (k, &row) in rows.iter().enumerate() {
+                dst[row * r..(row + 1) * r].copy_from_slice(&src[k * r..(k + 1) * r]);
+            }
+        };
+        let micro_size = self.config.mini_batch_size / self.config.gradient_accumulation_steps;
+        for chunk in order.chunks(micro_size) {
             let ids = gather(&g.sequences, l, chunk);
             let mask = gather(&g.attention_mask, l, chunk);
             let resp = gather(&response_ids, g.response_len, chunk);
             let n = chunk.len();
             let (lp, h) = response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
-            old.extend(to_vec(lp));
-            ent.extend(to_vec(h));
+            scatter(&mut old, chunk, to_vec(lp));
+            scatter(&mut ent, chunk, to_vec(h));
             let (lp_ref, _) = response_logprobs(self.reference.forward(&ids, &mask, n, None), &resp, p, temperature);
-            refs.extend(to_vec(lp_ref));
-            vals.extend(to_vec(response_values(critic.forward(&ids, &mask, n), p)));
+            scatter(&mut refs, chunk, to_vec(lp_ref));
+            scatter(&mut vals, chunk, to_vec(response_values(critic.forward(&ids, &mask, n), p)));
         }
         for (i, &m) in g.response_mask.iter().enumerate() {
             if !m {
@@ -343,9 +359,13 @@ impl PpoTrainer {
         let mut optimizer_steps = 0usize;
         let beta = rollout.kl_coef;
 
-        for _epoch in 0..cfg.ppo_epochs {
+        for epoch in 0..cfg.ppo_epochs {
             let mut order: Vec<usize> = (0..g.batch_size).collect();
-            self.rng.shuffle(&mut order);
+            if epoch == 0 {
+                order.clone_from(&rollout.first_epoch_order);
+            } else {
+                self.rng.shuffle(&mut order);
+            }
             for minibatch in order.chunks(cfg.mini_batch_size) {
                 let tokens: usize = minibatch.iter().map(|&row| g.response_length(row)).sum();
                 let scale = 1.0 / tokens as f64;

@@ -26,6 +26,7 @@ mod generate;
 mod layers;
 mod logprobs;
 mod mask;
+mod ops;
 mod rng;
 mod tokenizer;
 mod transformer;

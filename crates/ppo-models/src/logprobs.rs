@@ -1,6 +1,6 @@
 //! Per-token log-probs and entropy of a response under a model's logits at a temperature.
 
-use burn::tensor::activation::log_softmax;
+use crate::ops::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 /// Log-probs and entropies of the response tokens, both `[batch, R]`.

@@ -5,7 +5,7 @@
 //! left-padded rows match the same prompt run alone.
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::activation::{silu, softmax};
+use crate::ops::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::layers::{Embedding, Linear, RmsNorm};
