@@ -1,0 +1,293 @@
+//! Configuration: the TOML file as written (`RawConfig`), merged over the embedded default
+//! and `--set` overrides, then resolved once into validated library configs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig};
+use ppo_models::{SamplingConfig, TransformerConfig};
+use ppo_sched::{ScheduleConfig, ScheduleKind};
+use serde::{Deserialize, Serialize};
+
+/// The embedded default configuration (`configs/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../../configs/default.toml");
+
+/// The whole file, as written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub seed: u64,
+    pub device: String,
+    pub max_steps: u64,
+    pub log_every: u64,
+    pub model: TransformerConfig,
+    pub data: RawData,
+    pub reward: RawReward,
+    pub training: RawTraining,
+    pub generation: RawGeneration,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    pub task: String,
+    pub num_samples: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReward {
+    pub partial_credit: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraining {
+    pub learning_rate: f64,
+    pub critic_learning_rate: f64,
+    pub num_epochs: u64,
+    pub batch_size: usize,
+    pub group_size: usize,
+    pub ppo_epochs: usize,
+    pub mini_batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub clip_range: f64,
+    pub clip_range_value: f64,
+    pub entropy_coef: f64,
+    pub value_loss_coef: f64,
+    pub max_grad_norm: f64,
+    pub gamma: f64,
+    pub lam: f64,
+    pub whiten_advantages: bool,
+    pub kl_coef: f64,
+    pub kl_estimator: KlEstimator,
+    pub kl_target: f64,
+    pub kl_horizon: f64,
+    pub kl_in_loss: bool,
+    pub missing_eos_penalty: f64,
+    pub score_clip: f64,
+    pub normalize_score: bool,
+    pub forward_batch_size: usize,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+    pub weight_decay: f64,
+    pub lr_scheduler_type: String,
+    pub warmup_steps: u64,
+    pub min_lr: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeneration {
+    pub temperature: f64,
+    pub top_k: usize,
+    pub top_p: f64,
+    pub max_new_tokens: usize,
+}
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resolved {
+    pub raw: RawConfig,
+    pub model: TransformerConfig,
+    pub ppo: PpoConfig,
+    pub policy_schedule: ScheduleConfig,
+    pub critic_schedule: ScheduleConfig,
+    /// PPO iterations to run.
+    pub total_steps: u64,
+    /// Iterations per pass over the prompts.
+    pub steps_per_epoch: u64,
+}
+
+/// Merges `overlay` into `base`, table by table.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Applies one `section.key=value` override; the value is read as TOML, or else as a string.
+fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (path, value) = assignment
+        .split_once('=')
+        .with_context(|| format!("--set {assignment:?}: expected section.key=value"))?;
+    let value: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.trim().into()),
+    };
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    let (last, sections) = keys.split_last().context("--set: empty key")?;
+    let mut current = table;
+    for section in sections {
+        current = match current.get_mut(*section) {
+            Some(toml::Value::Table(t)) => t,
+            _ => bail!("--set {path}: unknown section `{section}`"),
+        };
+    }
+    if !current.contains_key(*last) {
+        bail!("--set {path}: unknown key `{path}`");
+    }
+    current.insert((*last).to_string(), value);
+    Ok(())
+}
+
+/// Default ⊕ file ⊕ overrides → validated config. Errors name the key.
+pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
+    let mut table: toml::Table = DEFAULT_TOML.parse().context("embedded default config is invalid")?;
+    if let Some(path) = file {
+        let text = fs_err::read_to_string(path)?;
+        let overlay: toml::Table = text
+            .parse()
+            .with_context(|| format!("failed to parse config file {}", path.display()))?;
+        merge(&mut table, overlay);
+    }
+    for set in sets {
+        apply_set(&mut table, set)?;
+    }
+    let raw: RawConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
+    resolve(raw)
+}
+
+fn option_if_positive(v: f64) -> Option<f64> {
+    (v > 0.0).then_some(v)
+}
+
+/// Turns the raw file into library configs, checking every range once.
+pub fn resolve(raw: RawConfig) -> Result<Resolved> {
+    let t = &raw.training;
+    raw.model.validate().context("invalid [model] section")?;
+    if raw.data.task != "letters" {
+        bail!("invalid config key `data.task`: unknown task {:?} (available: \"letters\")", raw.data.task);
+    }
+    if raw.data.num_samples < t.batch_size {
+        bail!(
+            "invalid config key `data.num_samples`: {} is fewer than training.batch_size ({})",
+            raw.data.num_samples,
+            t.batch_size
+        );
+    }
+    if !(0.0..=1.0).contains(&raw.reward.partial_credit) {
+        bail!("invalid config key `reward.partial_credit`: {} must be in [0, 1]", raw.reward.partial_credit);
+    }
+    if t.num_epochs == 0 {
+        bail!("invalid config key `training.num_epochs`: must be at least 1");
+    }
+    let g = &raw.generation;
+    let ppo = PpoConfig {
+        batch_size: t.batch_size,
+        group_size: t.group_size,
+        ppo_epochs: t.ppo_epochs,
+        mini_batch_size: t.mini_batch_size,
+        gradient_accumulation_steps: t.gradient_accumulation_steps,
+        clip_range: t.clip_range,
+        clip_range_value: t.clip_range_value,
+        entropy_coef: t.entropy_coef,
+        value_loss_coef: t.value_loss_coef,
+        max_grad_norm: t.max_grad_norm,
+        gamma: t.gamma,
+        lam: t.lam,
+        whiten_advantages: t.whiten_advantages,
+        kl: KlConfig {
+            estimator: t.kl_estimator,
+            coef: t.kl_coef,
+            target: option_if_positive(t.kl_target),
+            horizon: t.kl_horizon,
+            in_loss: t.kl_in_loss,
+        },
+        sampling: SamplingConfig {
+            temperature: g.temperature,
+            top_k: g.top_k,
+            top_p: g.top_p,
+            max_new_tokens: g.max_new_tokens,
+            greedy: false,
+            use_cache: true,
+        },
+        forward_batch_size: t.forward_batch_size,
+        missing_eos_penalty: option_if_positive(t.missing_eos_penalty),
+        score_clip: option_if_positive(t.score_clip),
+        normalize_score: t.normalize_score,
+        policy_optimizer: OptimizerConfig { beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_eps, weight_decay: t.weight_decay },
+        critic_optimizer: OptimizerConfig { beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_eps, weight_decay: t.weight_decay },
+    };
+    ppo.validate().map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
+    let steps_per_epoch = (raw.data.num_samples / t.batch_size) as u64;
+    let mut total_steps = steps_per_epoch * t.num_epochs;
+    if raw.max_steps > 0 {
+        total_steps = total_steps.min(raw.max_steps);
+    }
+    let optimizer_steps_per_iteration = (t.ppo_epochs * ppo.rollout_size() / t.mini_batch_size) as u64;
+    let kind = match t.lr_scheduler_type.as_str() {
+        "constant" => ScheduleKind::Constant,
+        "linear" => ScheduleKind::Linear,
+        "cosine" => ScheduleKind::Cosine,
+        other => bail!(
+            "invalid config key `training.lr_scheduler_type`: unknown schedule {other:?} (constant, linear, cosine)"
+        ),
+    };
+    let schedule = |lr: f64, key: &str| -> Result<ScheduleConfig> {
+        let c = ScheduleConfig {
+            learning_rate: lr,
+            min_lr: t.min_lr.min(lr),
+            warmup_steps: t.warmup_steps,
+            total_steps: (total_steps * optimizer_steps_per_iteration).max(t.warmup_steps),
+            kind: kind.clone(),
+        };
+        c.validate().map_err(|e| anyhow::anyhow!("invalid config key `training.{key}`: {e}"))?;
+        Ok(c)
+    };
+    Ok(Resolved {
+        policy_schedule: schedule(t.learning_rate, "learning_rate")?,
+        critic_schedule: schedule(t.critic_learning_rate, "critic_learning_rate")?,
+        model: raw.model.clone(),
+        ppo,
+        total_steps,
+        steps_per_epoch,
+        raw,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(sets: &[&str]) -> String {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        format!("{:#}", load(None, &sets).unwrap_err())
+    }
+
+    #[test]
+    fn default_resolves() {
+        let r = load(None, &[]).unwrap();
+        assert_eq!(r.ppo.rollout_size(), 64);
+        assert!(r.total_steps > 0);
+    }
+
+    #[test]
+    fn overrides_apply_and_bad_values_name_the_key() {
+        let r = load(None, &["training.batch_size=8".into(), "training.mini_batch_size=16".into()]).unwrap();
+        assert_eq!(r.ppo.batch_size, 8);
+        assert!(err(&["training.nope=1"]).contains("training.nope"));
+        assert!(err(&["training.learning_rate=\"fast\""]).contains("learning_rate"));
+        assert!(err(&["training.gamma=1.5"]).contains("training.gamma"));
+        assert!(err(&["training.mini_batch_size=7"]).contains("training.mini_batch_size"));
+        assert!(err(&["model.num_key_value_heads=3"]).contains("num_key_value_heads"));
+        assert!(err(&["training.lr_scheduler_type=\"zigzag\""]).contains("lr_scheduler_type"));
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_rejected_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[training]\nlearning_rat = 1e-4\n").unwrap();
+        let e = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+        assert!(e.contains("learning_rat"), "{e}");
+    }
+}
