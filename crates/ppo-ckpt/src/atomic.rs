@@ -61,7 +61,10 @@ fn manifest_of(dir: &Path) -> Result<Manifest, CkptError> {
             fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
         });
     }
-    Ok(Manifest { version: 1, files: entries })
+    Ok(Manifest {
+        version: 1,
+        files: entries,
+    })
 }
 
 fn fsync_tree(dir: &Path) -> Result<(), CkptError> {
@@ -86,7 +89,10 @@ pub fn write_atomic(
     }
     let parent = dest.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(parent)?;
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if tmp.exists() {
         fs_err::remove_dir_all(&tmp)?;
@@ -110,17 +116,31 @@ pub fn write_atomic(
 
 /// Checks every file of the checkpoint at `dir` against its manifest.
 pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
-    let damaged = |reason: String| CkptError::Damaged { dir: dir.to_path_buf(), reason };
-    let text = fs_err::read(dir.join(MANIFEST)).map_err(|e| damaged(format!("no readable manifest ({e})")))?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| damaged(format!("manifest is not valid JSON ({e})")))?;
+    let damaged = |reason: String| CkptError::Damaged {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let text = fs_err::read(dir.join(MANIFEST))
+        .map_err(|e| damaged(format!("no readable manifest ({e})")))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| damaged(format!("manifest is not valid JSON ({e})")))?;
     for entry in &manifest.files {
-        let bytes = fs_err::read(dir.join(&entry.path)).map_err(|e| damaged(format!("{} unreadable ({e})", entry.path)))?;
+        let bytes = fs_err::read(dir.join(&entry.path))
+            .map_err(|e| damaged(format!("{} unreadable ({e})", entry.path)))?;
         if bytes.len() as u64 != entry.size {
-            return Err(damaged(format!("{} has {} bytes, manifest says {}", entry.path, bytes.len(), entry.size)));
+            return Err(damaged(format!(
+                "{} has {} bytes, manifest says {}",
+                entry.path,
+                bytes.len(),
+                entry.size
+            )));
         }
         let sum = format!("{:016x}", fnv1a64(&bytes));
         if sum != entry.fnv1a64 {
-            return Err(damaged(format!("{} checksum {sum} differs from manifest {}", entry.path, entry.fnv1a64)));
+            return Err(damaged(format!(
+                "{} checksum {sum} differs from manifest {}",
+                entry.path, entry.fnv1a64
+            )));
         }
     }
     Ok(manifest)
@@ -128,11 +148,14 @@ pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
 
 /// Saves `module`'s weights as a burnpack file at `path`.
 pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<(), CkptError> {
-    module.clone().save_file(path).map_err(|e| CkptError::Record {
-        action: "save",
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    module
+        .clone()
+        .save_file(path)
+        .map_err(|e| CkptError::Record {
+            action: "save",
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// Loads weights saved by [`save_module`] into `module` (same shape).
@@ -156,7 +179,12 @@ mod tests {
     }
 
     fn small(values: Vec<f32>) -> Small {
-        Small { weight: Param::from_tensor(Tensor::from_data(TensorData::new(values, [2, 2]), &Device::flex())) }
+        Small {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values, [2, 2]),
+                &Device::flex(),
+            )),
+        }
     }
 
     #[test]
@@ -167,8 +195,20 @@ mod tests {
         write_atomic(&dir, |tmp| save_module(&m, &tmp.join("policy.bpk"))).unwrap();
         verify(&dir).unwrap();
         let loaded = load_module(small(vec![0.0; 4]), &dir.join("policy.bpk")).unwrap();
-        let a: Vec<f32> = m.weight.val().into_data().convert::<f32>().try_into_vec().unwrap();
-        let b: Vec<f32> = loaded.weight.val().into_data().convert::<f32>().try_into_vec().unwrap();
+        let a: Vec<f32> = m
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        let b: Vec<f32> = loaded
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
         assert_eq!(a, b);
         // no temporary directory left behind
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
@@ -179,7 +219,10 @@ mod tests {
         bytes[last] ^= 0xFF;
         std::fs::write(&path, bytes).unwrap();
         let err = verify(&dir).unwrap_err().to_string();
-        assert!(err.contains("policy.bpk") && err.contains("damaged"), "{err}");
+        assert!(
+            err.contains("policy.bpk") && err.contains("damaged"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -193,6 +236,9 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
         write_atomic(&dir, |_| Ok(())).unwrap();
-        assert!(matches!(write_atomic(&dir, |_| Ok(())), Err(CkptError::Exists(_))));
+        assert!(matches!(
+            write_atomic(&dir, |_| Ok(())),
+            Err(CkptError::Exists(_))
+        ));
     }
 }

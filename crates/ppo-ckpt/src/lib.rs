@@ -20,5 +20,5 @@
 mod atomic;
 mod manifest;
 
-pub use atomic::{CkptError, save_module, load_module, verify, write_atomic};
+pub use atomic::{CkptError, load_module, save_module, verify, write_atomic};
 pub use manifest::{FileEntry, Manifest, fnv1a64};

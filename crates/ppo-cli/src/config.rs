@@ -139,7 +139,9 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
 
 /// Default ⊕ file ⊕ overrides → validated config. Errors name the key.
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
-    let mut table: toml::Table = DEFAULT_TOML.parse().context("embedded default config is invalid")?;
+    let mut table: toml::Table = DEFAULT_TOML
+        .parse()
+        .context("embedded default config is invalid")?;
     if let Some(path) = file {
         let text = fs_err::read_to_string(path)?;
         let overlay: toml::Table = text
@@ -165,7 +167,10 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
     let t = &raw.training;
     raw.model.validate().context("invalid [model] section")?;
     if raw.data.task != "letters" {
-        bail!("invalid config key `data.task`: unknown task {:?} (available: \"letters\")", raw.data.task);
+        bail!(
+            "invalid config key `data.task`: unknown task {:?} (available: \"letters\")",
+            raw.data.task
+        );
     }
     if raw.data.num_samples < t.batch_size {
         bail!(
@@ -175,7 +180,10 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
         );
     }
     if !(0.0..=1.0).contains(&raw.reward.partial_credit) {
-        bail!("invalid config key `reward.partial_credit`: {} must be in [0, 1]", raw.reward.partial_credit);
+        bail!(
+            "invalid config key `reward.partial_credit`: {} must be in [0, 1]",
+            raw.reward.partial_credit
+        );
     }
     if t.num_epochs == 0 {
         bail!("invalid config key `training.num_epochs`: must be at least 1");
@@ -214,16 +222,28 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
         missing_eos_penalty: option_if_positive(t.missing_eos_penalty),
         score_clip: option_if_positive(t.score_clip),
         normalize_score: t.normalize_score,
-        policy_optimizer: OptimizerConfig { beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_eps, weight_decay: t.weight_decay },
-        critic_optimizer: OptimizerConfig { beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_eps, weight_decay: t.weight_decay },
+        policy_optimizer: OptimizerConfig {
+            beta1: t.adam_beta1,
+            beta2: t.adam_beta2,
+            eps: t.adam_eps,
+            weight_decay: t.weight_decay,
+        },
+        critic_optimizer: OptimizerConfig {
+            beta1: t.adam_beta1,
+            beta2: t.adam_beta2,
+            eps: t.adam_eps,
+            weight_decay: t.weight_decay,
+        },
     };
-    ppo.validate().map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
+    ppo.validate()
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
     let steps_per_epoch = (raw.data.num_samples / t.batch_size) as u64;
     let mut total_steps = steps_per_epoch * t.num_epochs;
     if raw.max_steps > 0 {
         total_steps = total_steps.min(raw.max_steps);
     }
-    let optimizer_steps_per_iteration = (t.ppo_epochs * ppo.rollout_size() / t.mini_batch_size) as u64;
+    let optimizer_steps_per_iteration =
+        (t.ppo_epochs * ppo.rollout_size() / t.mini_batch_size) as u64;
     let kind = match t.lr_scheduler_type.as_str() {
         "constant" => ScheduleKind::Constant,
         "linear" => ScheduleKind::Linear,
@@ -240,7 +260,8 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
             total_steps: (total_steps * optimizer_steps_per_iteration).max(t.warmup_steps),
             kind: kind.clone(),
         };
-        c.validate().map_err(|e| anyhow::anyhow!("invalid config key `training.{key}`: {e}"))?;
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("invalid config key `training.{key}`: {e}"))?;
         Ok(c)
     };
     Ok(Resolved {
@@ -272,7 +293,14 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_bad_values_name_the_key() {
-        let r = load(None, &["training.batch_size=8".into(), "training.mini_batch_size=16".into()]).unwrap();
+        let r = load(
+            None,
+            &[
+                "training.batch_size=8".into(),
+                "training.mini_batch_size=16".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(r.ppo.batch_size, 8);
         assert!(err(&["training.nope=1"]).contains("training.nope"));
         assert!(err(&["training.learning_rate=\"fast\""]).contains("learning_rate"));

@@ -14,7 +14,10 @@ pub fn gae(
     lam: f64,
 ) -> (Vec<f32>, Vec<f32>) {
     let n = rewards.len();
-    assert!(values.len() == n && mask.len() == n, "gae: arrays of different lengths");
+    assert!(
+        values.len() == n && mask.len() == n,
+        "gae: arrays of different lengths"
+    );
     let mut advantages = vec![0.0f32; n];
     let mut returns = vec![0.0f32; n];
     if response_len == 0 {
@@ -49,7 +52,13 @@ pub fn masked_mean_var(values: &[f32], mask: &[bool]) -> (f64, f64) {
     if count == 0 {
         return (0.0, 0.0);
     }
-    let valid = || values.iter().zip(mask).filter(|(_, m)| **m).map(|(v, _)| f64::from(*v));
+    let valid = || {
+        values
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| **m)
+            .map(|(v, _)| f64::from(*v))
+    };
     let mean = valid().sum::<f64>() / count as f64;
     let var = valid().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count as f64;
     (mean, var)
@@ -63,7 +72,13 @@ pub fn whiten(values: &[f32], mask: &[bool]) -> Vec<f32> {
     values
         .iter()
         .zip(mask)
-        .map(|(&v, &m)| if m { ((f64::from(v) - mean) * inv_std) as f32 } else { 0.0 })
+        .map(|(&v, &m)| {
+            if m {
+                ((f64::from(v) - mean) * inv_std) as f32
+            } else {
+                0.0
+            }
+        })
         .collect()
 }
 
@@ -123,7 +138,9 @@ mod tests {
     #[test]
     fn explained_variance_perfect_and_zero() {
         let mask = [true; 3];
-        assert!((explained_variance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], &mask) - 1.0).abs() < 1e-12);
+        assert!(
+            (explained_variance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], &mask) - 1.0).abs() < 1e-12
+        );
         assert!(explained_variance(&[0.0; 3], &[1.0, 2.0, 3.0], &mask).abs() < 1e-12);
     }
 }

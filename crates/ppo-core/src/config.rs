@@ -21,7 +21,12 @@ pub struct OptimizerConfig {
 impl Default for OptimizerConfig {
     /// PyTorch's AdamW defaults.
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
     }
 }
 
@@ -96,13 +101,21 @@ impl PpoConfig {
 
     /// Checks ranges and divisibility; the message names the key.
     pub fn validate(&self) -> Result<(), CoreError> {
-        let bad = |key: &str, why: String| Err(CoreError::InvalidConfig { key: key.into(), reason: why });
+        let bad = |key: &str, why: String| {
+            Err(CoreError::InvalidConfig {
+                key: key.into(),
+                reason: why,
+            })
+        };
         for (key, value) in [
             ("batch_size", self.batch_size),
             ("group_size", self.group_size),
             ("ppo_epochs", self.ppo_epochs),
             ("mini_batch_size", self.mini_batch_size),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
+            (
+                "gradient_accumulation_steps",
+                self.gradient_accumulation_steps,
+            ),
             ("forward_batch_size", self.forward_batch_size),
             ("max_new_tokens", self.sampling.max_new_tokens),
         ] {
@@ -130,12 +143,20 @@ impl PpoConfig {
             );
         }
         let unit = |key: &str, v: f64| -> Result<(), CoreError> {
-            if (0.0..=1.0).contains(&v) { Ok(()) } else { bad(key, format!("{v} must be in [0, 1]")) }
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                bad(key, format!("{v} must be in [0, 1]"))
+            }
         };
         unit("gamma", self.gamma)?;
         unit("lam", self.lam)?;
         let positive = |key: &str, v: f64| -> Result<(), CoreError> {
-            if v > 0.0 && v.is_finite() { Ok(()) } else { bad(key, format!("{v} must be positive")) }
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                bad(key, format!("{v} must be positive"))
+            }
         };
         positive("clip_range", self.clip_range)?;
         positive("clip_range_value", self.clip_range_value)?;
@@ -145,10 +166,17 @@ impl PpoConfig {
             positive("temperature", self.sampling.temperature)?;
         }
         if !(self.sampling.top_p > 0.0 && self.sampling.top_p <= 1.0) {
-            return bad("top_p", format!("{} must be in (0, 1]", self.sampling.top_p));
+            return bad(
+                "top_p",
+                format!("{} must be in (0, 1]", self.sampling.top_p),
+            );
         }
         let non_negative = |key: &str, v: f64| -> Result<(), CoreError> {
-            if v >= 0.0 && v.is_finite() { Ok(()) } else { bad(key, format!("{v} must be ≥ 0")) }
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                bad(key, format!("{v} must be ≥ 0"))
+            }
         };
         non_negative("entropy_coef", self.entropy_coef)?;
         non_negative("value_loss_coef", self.value_loss_coef)?;
@@ -159,7 +187,10 @@ impl PpoConfig {
         if let Some(c) = self.score_clip {
             positive("score_clip", c)?;
         }
-        for (prefix, o) in [("policy", &self.policy_optimizer), ("critic", &self.critic_optimizer)] {
+        for (prefix, o) in [
+            ("policy", &self.policy_optimizer),
+            ("critic", &self.critic_optimizer),
+        ] {
             for (key, v) in [("beta1", o.beta1), ("beta2", o.beta2)] {
                 if !(0.0..1.0).contains(&v) {
                     return bad(&format!("{prefix}.{key}"), format!("{v} must be in [0, 1)"));

@@ -24,7 +24,10 @@ pub fn letters_task(n: usize, seed: u64) -> Vec<PromptSample> {
             } else {
                 format!("写字母 {letter}：")
             };
-            PromptSample { prompt, reference: Some(letter.to_string()) }
+            PromptSample {
+                prompt,
+                reference: Some(letter.to_string()),
+            }
         })
         .collect()
 }
@@ -46,7 +49,12 @@ pub struct DataOrder {
 impl DataOrder {
     /// Start of epoch 0.
     pub fn new(len: usize, seed: u64) -> Self {
-        Self { len, seed, epoch: 0, position: 0 }
+        Self {
+            len,
+            seed,
+            epoch: 0,
+            position: 0,
+        }
     }
 
     /// The shuffled indices of `epoch`.

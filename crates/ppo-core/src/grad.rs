@@ -50,7 +50,11 @@ pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_no
     let norm = global_grad_norm(module, grads);
     let factor = max_norm / (norm + 1e-6);
     if norm.is_finite() && factor < 1.0 {
-        module.visit(&mut Scale { grads, factor, ids: Vec::new() });
+        module.visit(&mut Scale {
+            grads,
+            factor,
+            ids: Vec::new(),
+        });
     }
     norm
 }
@@ -70,8 +74,14 @@ mod tests {
     fn clips_to_the_global_norm_hand_computed() {
         let device = Device::flex().autodiff();
         let m = Two {
-            a: Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device)),
-            b: Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32, 1.0], [1, 2]), &device)),
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![1.0f32, 2.0], [2]),
+                &device,
+            )),
+            b: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![1.0f32, 1.0], [1, 2]),
+                &device,
+            )),
         };
         // loss = 3·Σa + 4·Σb → grads a = [3, 3], b = [[4, 4]]; global norm = √(9+9+16+16) = √50
         let loss = m.a.val().sum() * 3.0 + m.b.val().sum() * 4.0;

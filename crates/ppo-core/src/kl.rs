@@ -56,7 +56,12 @@ impl KlController {
 
     /// Feeds the KL measured on a batch of `n_steps` samples.
     pub fn update(&mut self, current_kl: f64, n_steps: usize) {
-        if let KlController::Adaptive { value, target, horizon } = self {
+        if let KlController::Adaptive {
+            value,
+            target,
+            horizon,
+        } = self
+        {
             if !current_kl.is_finite() {
                 return;
             }
@@ -85,7 +90,11 @@ mod tests {
 
     #[test]
     fn adaptive_controller_hand_computed_and_clipped() {
-        let mut c = KlController::Adaptive { value: 0.1, target: 6.0, horizon: 10_000.0 };
+        let mut c = KlController::Adaptive {
+            value: 0.1,
+            target: 6.0,
+            horizon: 10_000.0,
+        };
         // KL 7.5: error = 0.25 → clipped 0.2; β = 0.1·(1 + 0.2·256/10000) = 0.100512
         c.update(7.5, 256);
         assert!((c.value() - 0.100_512).abs() < 1e-12);

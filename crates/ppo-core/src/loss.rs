@@ -76,14 +76,22 @@ impl TokenStats {
         clip_range: f64,
         clip_range_value: f64,
     ) -> Self {
-        let mut s = TokenStats { ratio_min: f64::INFINITY, ratio_max: f64::NEG_INFINITY, ..Self::default() };
+        let mut s = TokenStats {
+            ratio_min: f64::INFINITY,
+            ratio_max: f64::NEG_INFINITY,
+            ..Self::default()
+        };
         for i in (0..mask.len()).filter(|&i| mask[i]) {
             let d = f64::from(logprobs[i]) - f64::from(old_logprobs[i]);
             let ratio = f64::from(logprobs[i] - old_logprobs[i]).exp();
             let a = f64::from(advantages[i]);
             let pg1 = -a * ratio;
             let pg2 = -a * ratio.clamp(1.0 - clip_range, 1.0 + clip_range);
-            let (v, v_old, ret) = (f64::from(values[i]), f64::from(old_values[i]), f64::from(returns[i]));
+            let (v, v_old, ret) = (
+                f64::from(values[i]),
+                f64::from(old_values[i]),
+                f64::from(returns[i]),
+            );
             let v_clip = v_old + (v - v_old).clamp(-clip_range_value, clip_range_value);
             let (vf1, vf2) = ((v - ret).powi(2), (v_clip - ret).powi(2));
             s.tokens += 1.0;
@@ -116,7 +124,11 @@ impl TokenStats {
 
     /// Σ / tokens, NaN when no token was seen.
     pub fn mean(&self, sum: f64) -> f64 {
-        if self.tokens > 0.0 { sum / self.tokens } else { f64::NAN }
+        if self.tokens > 0.0 {
+            sum / self.tokens
+        } else {
+            f64::NAN
+        }
     }
 }
 
@@ -126,7 +138,10 @@ mod tests {
     use burn::tensor::{Device, TensorData};
 
     fn t(values: &[f32]) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(values.to_vec(), [1, values.len()]), &Device::flex())
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [1, values.len()]),
+            &Device::flex(),
+        )
     }
 
     fn v(x: Tensor<2>) -> Vec<f32> {
@@ -148,7 +163,18 @@ mod tests {
         for (a, b) in l.iter().zip(expected) {
             assert!((a - b).abs() < 1e-5, "{l:?}");
         }
-        let s = TokenStats::measure(&[0.1, -0.1, 0.0, 5.0], &[0.0; 4], &[2.0, 2.0, -1.0, 3.0], &[0.0; 4], &[0.0; 4], &[0.0; 4], &[1.0; 4], &[true, true, true, false], 0.05, 0.2);
+        let s = TokenStats::measure(
+            &[0.1, -0.1, 0.0, 5.0],
+            &[0.0; 4],
+            &[2.0, 2.0, -1.0, 3.0],
+            &[0.0; 4],
+            &[0.0; 4],
+            &[0.0; 4],
+            &[1.0; 4],
+            &[true, true, true, false],
+            0.05,
+            0.2,
+        );
         assert_eq!(s.tokens, 3.0);
         assert_eq!(s.clipped, 1.0);
         assert!((s.policy_loss - (-2.1 - 1.809_675 + 1.0)).abs() < 1e-5);
@@ -162,18 +188,39 @@ mod tests {
         // ½·max(0.25, 0.64) = 0.32 (clipped term wins)
         // V = 0.5, V_old = 1.0, R = 0.0, ε = 0.2: clipped V = 0.8; ½·max(0.25, 0.64) = 0.32
         // V = 1.1, V_old = 1.0, R = 3.0: clip inactive; ½·3.61 = 1.805
-        let l = v(value_loss(t(&[1.5, 0.5, 1.1]), t(&[1.0, 1.0, 1.0]), t(&[2.0, 0.0, 3.0]), t(&[1.0, 1.0, 1.0]), 0.2));
+        let l = v(value_loss(
+            t(&[1.5, 0.5, 1.1]),
+            t(&[1.0, 1.0, 1.0]),
+            t(&[2.0, 0.0, 3.0]),
+            t(&[1.0, 1.0, 1.0]),
+            0.2,
+        ));
         for (a, b) in l.iter().zip([0.32, 0.32, 1.805]) {
             assert!((a - b).abs() < 1e-5, "{l:?}");
         }
-        let s = TokenStats::measure(&[0.0; 3], &[0.0; 3], &[0.0; 3], &[1.5, 0.5, 1.1], &[1.0; 3], &[2.0, 0.0, 3.0], &[0.0; 3], &[true; 3], 0.2, 0.2);
+        let s = TokenStats::measure(
+            &[0.0; 3],
+            &[0.0; 3],
+            &[0.0; 3],
+            &[1.5, 0.5, 1.1],
+            &[1.0; 3],
+            &[2.0, 0.0, 3.0],
+            &[0.0; 3],
+            &[true; 3],
+            0.2,
+            0.2,
+        );
         assert_eq!(s.value_clipped, 2.0);
         assert!((s.value_loss - 2.445).abs() < 1e-5);
     }
 }
 
 /// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss).
-pub fn kl_penalty(logprobs: Tensor<2>, ref_logprobs: Tensor<2>, estimator: crate::KlEstimator) -> Tensor<2> {
+pub fn kl_penalty(
+    logprobs: Tensor<2>,
+    ref_logprobs: Tensor<2>,
+    estimator: crate::KlEstimator,
+) -> Tensor<2> {
     let d = logprobs - ref_logprobs;
     match estimator {
         crate::KlEstimator::K1 => d,

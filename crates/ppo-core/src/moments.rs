@@ -31,7 +31,11 @@ impl RunningMoments {
 
     /// Population standard deviation of everything seen (1 before any value).
     pub fn std(&self) -> f64 {
-        if self.count > 0.0 { (self.m2 / self.count).sqrt() } else { 1.0 }
+        if self.count > 0.0 {
+            (self.m2 / self.count).sqrt()
+        } else {
+            1.0
+        }
     }
 }
 

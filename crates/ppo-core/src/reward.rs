@@ -46,7 +46,9 @@ pub struct CharMatchReward {
 
 impl Default for CharMatchReward {
     fn default() -> Self {
-        Self { partial_credit: 0.25 }
+        Self {
+            partial_credit: 0.25,
+        }
     }
 }
 
@@ -90,16 +92,30 @@ mod tests {
     use super::*;
 
     fn input<'a>(response: &'a str, reference: Option<&'a str>) -> RewardInput<'a> {
-        RewardInput { prompt: "p", response, reference, finished: true }
+        RewardInput {
+            prompt: "p",
+            response,
+            reference,
+            finished: true,
+        }
     }
 
     #[test]
     fn char_match_hand_computed() {
         let mut r = CharMatchReward::default();
-        let s = r.score(&[input("kkab", Some("k")), input("", Some("k")), input("K9好", Some("k"))]).unwrap();
+        let s = r
+            .score(&[
+                input("kkab", Some("k")),
+                input("", Some("k")),
+                input("K9好", Some("k")),
+            ])
+            .unwrap();
         // (1 + 1 + 0.25 + 0.25) / 4 = 0.625
         assert_eq!(s, vec![0.625, 0.0, 0.0]);
         let err = r.score(&[input("k", None)]).unwrap_err().to_string();
-        assert!(err.contains("char_match") && err.contains("no reference"), "{err}");
+        assert!(
+            err.contains("char_match") && err.contains("no reference"),
+            "{err}"
+        );
     }
 }

@@ -98,7 +98,9 @@ fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tenso
 
 /// Gathers `rows` of a row-major array with `width` columns.
 fn gather<T: Copy>(data: &[T], width: usize, rows: &[usize]) -> Vec<T> {
-    rows.iter().flat_map(|&r| data[r * width..(r + 1) * width].iter().copied()).collect()
+    rows.iter()
+        .flat_map(|&r| data[r * width..(r + 1) * width].iter().copied())
+        .collect()
 }
 
 /// Values `[rows, R]` for response tokens from values `[rows, P + R]`: the estimate after
@@ -137,8 +139,14 @@ impl PpoTrainer {
         config.validate()?;
         let device = policy.backbone().device();
         let kl = match config.kl.target {
-            Some(target) => KlController::Adaptive { value: config.kl.coef, target, horizon: config.kl.horizon },
-            None => KlController::Fixed { value: config.kl.coef },
+            Some(target) => KlController::Adaptive {
+                value: config.kl.coef,
+                target,
+                horizon: config.kl.horizon,
+            },
+            None => KlController::Fixed {
+                value: config.kl.coef,
+            },
         };
         Ok(Self {
             policy_optim: adamw(&config.policy_optimizer),
@@ -194,7 +202,13 @@ impl PpoTrainer {
             .collect();
         let prompts: Vec<Vec<u32>> = rows
             .iter()
-            .map(|s| tokenizer.bos_id().into_iter().chain(tokenizer.encode(&s.prompt)).collect())
+            .map(|s| {
+                tokenizer
+                    .bos_id()
+                    .into_iter()
+                    .chain(tokenizer.encode(&s.prompt))
+                    .collect()
+            })
             .collect();
 
         let started = Instant::now();
@@ -211,7 +225,9 @@ impl PpoTrainer {
 
         let started = Instant::now();
         let n = generation.batch_size;
-        let responses: Vec<String> = (0..n).map(|r| tokenizer.decode(&generation.response(r))).collect();
+        let responses: Vec<String> = (0..n)
+            .map(|r| tokenizer.decode(&generation.response(r)))
+            .collect();
         let inputs: Vec<RewardInput<'_>> = (0..n)
             .map(|r| RewardInput {
                 prompt: &rows[r].prompt,
@@ -222,7 +238,11 @@ impl PpoTrainer {
             .collect();
         let scores = reward.score(&inputs)?;
         if scores.len() != n || scores.iter().any(|s| !s.is_finite()) {
-            return Err(CoreError::BadScores { name: reward.name().into(), got: scores.len(), expected: n });
+            return Err(CoreError::BadScores {
+                name: reward.name().into(),
+                got: scores.len(),
+                expected: n,
+            });
         }
         let shaped_scores = self.shape_scores(&scores, &generation.finished);
 
@@ -235,7 +255,8 @@ impl PpoTrainer {
         let kl: Vec<f32> = (0..mask.len())
             .map(|i| {
                 if mask[i] {
-                    estimator.estimate(f64::from(old_logprobs[i]) - f64::from(ref_logprobs[i])) as f32
+                    estimator.estimate(f64::from(old_logprobs[i]) - f64::from(ref_logprobs[i]))
+                        as f32
                 } else {
                     0.0
                 }
@@ -251,9 +272,20 @@ impl PpoTrainer {
             let last = generation.response_length(row) - 1; // max_new_tokens ≥ 1
             rewards[row * r_len + last] += *score as f32;
         }
-        let (raw_advantages, returns) = gae(&rewards, &values, mask, r_len, self.config.gamma, self.config.lam);
+        let (raw_advantages, returns) = gae(
+            &rewards,
+            &values,
+            mask,
+            r_len,
+            self.config.gamma,
+            self.config.lam,
+        );
         let (raw_advantage_mean, _) = masked_mean_var(&raw_advantages, mask);
-        let advantages = if self.config.whiten_advantages { whiten(&raw_advantages, mask) } else { raw_advantages };
+        let advantages = if self.config.whiten_advantages {
+            whiten(&raw_advantages, mask)
+        } else {
+            raw_advantages
+        };
         let time_score = started.elapsed().as_secs_f64();
 
         Ok(Rollout {
@@ -316,7 +348,12 @@ impl PpoTrainer {
         let response_ids = g.response_ids();
         let r = g.response_len;
         let size = g.batch_size * r;
-        let (mut old, mut ent, mut refs, mut vals) = (vec![0.0; size], vec![0.0; size], vec![0.0; size], vec![0.0; size]);
+        let (mut old, mut ent, mut refs, mut vals) = (
+            vec![0.0; size],
+            vec![0.0; size],
+            vec![0.0; size],
+            vec![0.0; size],
+        );
         let scatter = |dst: &mut Vec<f32>, rows: &[usize], src: Vec<f32>| {
             for (k, &row) in rows.iter().enumerate() {
                 dst[row * r..(row + 1) * r].copy_from_slice(&src[k * r..(k + 1) * r]);
@@ -328,12 +365,22 @@ impl PpoTrainer {
             let mask = gather(&g.attention_mask, l, chunk);
             let resp = gather(&response_ids, g.response_len, chunk);
             let n = chunk.len();
-            let (lp, h) = response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
+            let (lp, h) =
+                response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
             scatter(&mut old, chunk, to_vec(lp));
             scatter(&mut ent, chunk, to_vec(h));
-            let (lp_ref, _) = response_logprobs(self.reference.forward(&ids, &mask, n, None), &resp, p, temperature);
+            let (lp_ref, _) = response_logprobs(
+                self.reference.forward(&ids, &mask, n, None),
+                &resp,
+                p,
+                temperature,
+            );
             scatter(&mut refs, chunk, to_vec(lp_ref));
-            scatter(&mut vals, chunk, to_vec(response_values(critic.forward(&ids, &mask, n), p)));
+            scatter(
+                &mut vals,
+                chunk,
+                to_vec(response_values(critic.forward(&ids, &mask, n), p)),
+            );
         }
         for (i, &m) in g.response_mask.iter().enumerate() {
             if !m {
@@ -352,10 +399,18 @@ impl PpoTrainer {
         let cfg = self.config.clone();
         let (l, p, r) = (g.seq_len(), g.prompt_len, g.response_len);
         let response_ids = g.response_ids();
-        let mask_f: Vec<f32> = g.response_mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+        let mask_f: Vec<f32> = g
+            .response_mask
+            .iter()
+            .map(|&m| f32::from(u8::from(m)))
+            .collect();
         let temperature = cfg.sampling.logprob_temperature();
         let micro_size = cfg.mini_batch_size / cfg.gradient_accumulation_steps;
-        let mut stats = UpdateStats { learning_rate: self.policy_schedule.lr(), critic_learning_rate: self.critic_schedule.lr(), ..Default::default() };
+        let mut stats = UpdateStats {
+            learning_rate: self.policy_schedule.lr(),
+            critic_learning_rate: self.critic_schedule.lr(),
+            ..Default::default()
+        };
         let mut optimizer_steps = 0usize;
         let beta = rollout.kl_coef;
 
@@ -371,7 +426,11 @@ impl PpoTrainer {
                 let scale = 1.0 / tokens as f64;
                 let mut acc_policy = GradientsAccumulator::<CausalLm>::new();
                 let mut acc_critic = GradientsAccumulator::<ValueModel>::new();
-                let mut mb_stats = TokenStats { ratio_min: f64::INFINITY, ratio_max: f64::NEG_INFINITY, ..Default::default() };
+                let mut mb_stats = TokenStats {
+                    ratio_min: f64::INFINITY,
+                    ratio_max: f64::NEG_INFINITY,
+                    ..Default::default()
+                };
                 for micro in minibatch.chunks(micro_size) {
                     let n = micro.len();
                     let ids = gather(&g.sequences, l, micro);
@@ -388,13 +447,28 @@ impl PpoTrainer {
                     let m = gather(&mask_f, r, micro);
                     let mask_b = gather(&g.response_mask, r, micro);
                     let mask_t = tensor2(m, n, r, d);
-                    let pl = policy_loss(logp.clone(), tensor2(old_logp.clone(), n, r, d), tensor2(adv.clone(), n, r, d), mask_t.clone(), cfg.clip_range).sum();
-                    let vl = value_loss(values.clone(), tensor2(old_v.clone(), n, r, d), tensor2(ret.clone(), n, r, d), mask_t.clone(), cfg.clip_range_value).sum();
+                    let pl = policy_loss(
+                        logp.clone(),
+                        tensor2(old_logp.clone(), n, r, d),
+                        tensor2(adv.clone(), n, r, d),
+                        mask_t.clone(),
+                        cfg.clip_range,
+                    )
+                    .sum();
+                    let vl = value_loss(
+                        values.clone(),
+                        tensor2(old_v.clone(), n, r, d),
+                        tensor2(ret.clone(), n, r, d),
+                        mask_t.clone(),
+                        cfg.clip_range_value,
+                    )
+                    .sum();
                     let ent_sum = (entropy.clone() * mask_t.clone()).sum();
                     let mut total = pl + vl * cfg.value_loss_coef - ent_sum * cfg.entropy_coef;
                     if cfg.kl.in_loss {
                         let ref_lp = tensor2(gather(&rollout.ref_logprobs, r, micro), n, r, d);
-                        let kl = crate::loss::kl_penalty(logp.clone(), ref_lp, cfg.kl.estimator) * mask_t;
+                        let kl = crate::loss::kl_penalty(logp.clone(), ref_lp, cfg.kl.estimator)
+                            * mask_t;
                         let kl_sum = kl.sum();
                         stats.kl_loss += f64::from(to_vec(kl_sum.clone().detach())[0]) * beta;
                         total = total + kl_sum * beta;
@@ -414,17 +488,29 @@ impl PpoTrainer {
                     );
                     mb_stats.merge(&micro_stats);
                     let mut grads = total.backward();
-                    acc_policy.accumulate(&self.policy, GradientsParams::from_module(&mut grads, &self.policy));
-                    acc_critic.accumulate(&self.critic, GradientsParams::from_module(&mut grads, &self.critic));
+                    acc_policy.accumulate(
+                        &self.policy,
+                        GradientsParams::from_module(&mut grads, &self.policy),
+                    );
+                    acc_critic.accumulate(
+                        &self.critic,
+                        GradientsParams::from_module(&mut grads, &self.critic),
+                    );
                 }
                 let mut grads_policy = acc_policy.grads();
                 let mut grads_critic = acc_critic.grads();
-                stats.grad_norm_policy += clip_grad_norm(&self.policy, &mut grads_policy, cfg.max_grad_norm);
-                stats.grad_norm_critic += clip_grad_norm(&self.critic, &mut grads_critic, cfg.max_grad_norm);
+                stats.grad_norm_policy +=
+                    clip_grad_norm(&self.policy, &mut grads_policy, cfg.max_grad_norm);
+                stats.grad_norm_critic +=
+                    clip_grad_norm(&self.critic, &mut grads_critic, cfg.max_grad_norm);
                 let policy = self.policy.clone();
-                self.policy = self.policy_optim.step(self.policy_schedule.lr(), policy, grads_policy);
+                self.policy =
+                    self.policy_optim
+                        .step(self.policy_schedule.lr(), policy, grads_policy);
                 let critic = self.critic.clone();
-                self.critic = self.critic_optim.step(self.critic_schedule.lr(), critic, grads_critic);
+                self.critic =
+                    self.critic_optim
+                        .step(self.critic_schedule.lr(), critic, grads_critic);
                 self.policy_schedule.step();
                 self.critic_schedule.step();
                 optimizer_steps += 1;
@@ -449,13 +535,25 @@ impl PpoTrainer {
         let update_started = Instant::now();
         let stats = self.update(&rollout);
         let time_update = update_started.elapsed().as_secs_f64();
-        let metrics = self.metrics(&rollout, &stats, time_update, started.elapsed().as_secs_f64());
+        let metrics = self.metrics(
+            &rollout,
+            &stats,
+            time_update,
+            started.elapsed().as_secs_f64(),
+        );
         let kl_per_sequence = metrics.get("kl_divergence").unwrap_or(f64::NAN);
-        self.kl.update(kl_per_sequence, rollout.generation.batch_size);
+        self.kl
+            .update(kl_per_sequence, rollout.generation.batch_size);
         Ok((rollout, metrics))
     }
 
-    fn metrics(&self, rollout: &Rollout, stats: &UpdateStats, time_update: f64, time_total: f64) -> Metrics {
+    fn metrics(
+        &self,
+        rollout: &Rollout,
+        stats: &UpdateStats,
+        time_update: f64,
+        time_total: f64,
+    ) -> Metrics {
         let g = &rollout.generation;
         let n = g.batch_size as f64;
         let r = g.response_len;
@@ -463,20 +561,35 @@ impl PpoTrainer {
         let mask = &g.response_mask;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let kl_rows: Vec<f64> = (0..g.batch_size)
-            .map(|row| rollout.kl[row * r..(row + 1) * r].iter().map(|&k| f64::from(k)).sum())
+            .map(|row| {
+                rollout.kl[row * r..(row + 1) * r]
+                    .iter()
+                    .map(|&k| f64::from(k))
+                    .sum()
+            })
             .collect();
         let kl_per_sequence = mean(&kl_rows);
         let (entropy, _) = masked_mean_var(&rollout.entropy, mask);
         let policy_loss = t.mean(t.policy_loss);
         let value_loss = t.mean(t.value_loss);
         let entropy_train = t.mean(t.entropy);
-        let kl_loss = if t.tokens > 0.0 { stats.kl_loss / t.tokens } else { 0.0 };
+        let kl_loss = if t.tokens > 0.0 {
+            stats.kl_loss / t.tokens
+        } else {
+            0.0
+        };
         let total_loss = policy_loss + self.config.value_loss_coef * value_loss
             - self.config.entropy_coef * entropy_train
             + kl_loss;
-        let lengths: Vec<f64> = (0..g.batch_size).map(|row| g.response_length(row) as f64).collect();
+        let lengths: Vec<f64> = (0..g.batch_size)
+            .map(|row| g.response_length(row) as f64)
+            .collect();
         let response_tokens: f64 = lengths.iter().sum();
-        let non_score = if self.config.kl.in_loss { 0.0 } else { -rollout.kl_coef * kl_per_sequence };
+        let non_score = if self.config.kl.in_loss {
+            0.0
+        } else {
+            -rollout.kl_coef * kl_per_sequence
+        };
 
         let mut m = Metrics::default();
         m.push("policy_loss", policy_loss);
@@ -493,9 +606,15 @@ impl PpoTrainer {
         m.push("value_clipfrac", t.mean(t.value_clipped));
         m.push("approx_kl", t.mean(t.approx_kl));
         m.push("ratio_mean", t.mean(t.ratio));
-        m.push("explained_variance", explained_variance(&rollout.values, &rollout.returns, mask));
+        m.push(
+            "explained_variance",
+            explained_variance(&rollout.values, &rollout.returns, mask),
+        );
         m.push("response_length", response_tokens / n);
-        m.push("eos_rate", g.finished.iter().filter(|&&f| f).count() as f64 / n);
+        m.push(
+            "eos_rate",
+            g.finished.iter().filter(|&&f| f).count() as f64 / n,
+        );
         m.push("kl_coef", rollout.kl_coef);
         m.push("grad_norm_policy", stats.grad_norm_policy);
         m.push("grad_norm_critic", stats.grad_norm_critic);

@@ -4,7 +4,9 @@ use burn::tensor::Device;
 use ppo_core::{
     CharMatchReward, KlConfig, KlEstimator, OptimizerConfig, PpoConfig, PpoTrainer, letters_task,
 };
-use ppo_models::{ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel, to_f32_vec};
+use ppo_models::{
+    ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel, to_f32_vec,
+};
 use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 fn config() -> PpoConfig {
@@ -22,19 +24,42 @@ fn config() -> PpoConfig {
         gamma: 1.0,
         lam: 0.95,
         whiten_advantages: true,
-        kl: KlConfig { estimator: KlEstimator::K1, coef: 0.05, target: None, horizon: 10_000.0, in_loss: false },
-        sampling: SamplingConfig { max_new_tokens: 6, temperature: 0.8, ..Default::default() },
+        kl: KlConfig {
+            estimator: KlEstimator::K1,
+            coef: 0.05,
+            target: None,
+            horizon: 10_000.0,
+            in_loss: false,
+        },
+        sampling: SamplingConfig {
+            max_new_tokens: 6,
+            temperature: 0.8,
+            ..Default::default()
+        },
         forward_batch_size: 8,
         missing_eos_penalty: None,
         score_clip: None,
         normalize_score: false,
-        policy_optimizer: OptimizerConfig { weight_decay: 0.0, ..Default::default() },
-        critic_optimizer: OptimizerConfig { weight_decay: 0.0, ..Default::default() },
+        policy_optimizer: OptimizerConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+        critic_optimizer: OptimizerConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        },
     }
 }
 
 fn schedule(lr: f64) -> Scheduler {
-    Scheduler::new(ScheduleConfig { learning_rate: lr, min_lr: 0.0, warmup_steps: 0, total_steps: 1000, kind: ScheduleKind::Constant }).unwrap()
+    Scheduler::new(ScheduleConfig {
+        learning_rate: lr,
+        min_lr: 0.0,
+        warmup_steps: 0,
+        total_steps: 1000,
+        kind: ScheduleKind::Constant,
+    })
+    .unwrap()
 }
 
 fn trainer(config: PpoConfig, seed: u64) -> PpoTrainer {
@@ -49,15 +74,26 @@ fn trainer(config: PpoConfig, seed: u64) -> PpoTrainer {
 #[test]
 fn ratio_is_exactly_one_on_the_first_minibatch() {
     for accumulation in [1, 2, 4] {
-        let cfg = PpoConfig { gradient_accumulation_steps: accumulation, ..config() };
+        let cfg = PpoConfig {
+            gradient_accumulation_steps: accumulation,
+            ..config()
+        };
         let mut t = trainer(cfg, 1);
         let samples = letters_task(4, 5);
-        let rollout = t.rollout(&samples, &ByteTokenizer, &mut CharMatchReward::default()).unwrap();
+        let rollout = t
+            .rollout(&samples, &ByteTokenizer, &mut CharMatchReward::default())
+            .unwrap();
         let stats = t.update(&rollout);
         let first = stats.minibatches[0];
         assert!(first.tokens > 0.0);
-        assert_eq!(first.ratio_min, 1.0, "gradient_accumulation_steps {accumulation}");
-        assert_eq!(first.ratio_max, 1.0, "gradient_accumulation_steps {accumulation}");
+        assert_eq!(
+            first.ratio_min, 1.0,
+            "gradient_accumulation_steps {accumulation}"
+        );
+        assert_eq!(
+            first.ratio_max, 1.0,
+            "gradient_accumulation_steps {accumulation}"
+        );
         assert_eq!(first.clipped, 0.0);
         // later minibatches see updated weights
         let last = stats.minibatches.last().unwrap();
@@ -69,10 +105,21 @@ fn ratio_is_exactly_one_on_the_first_minibatch() {
 fn accumulated_micro_batches_give_the_same_update_as_one_batch() {
     let probe: Vec<u32> = vec![ByteTokenizer::BOS, 104, 105, 33];
     let run = |accumulation: usize| {
-        let cfg = PpoConfig { gradient_accumulation_steps: accumulation, mini_batch_size: 8, ppo_epochs: 1, ..config() };
+        let cfg = PpoConfig {
+            gradient_accumulation_steps: accumulation,
+            mini_batch_size: 8,
+            ppo_epochs: 1,
+            ..config()
+        };
         let mut t = trainer(cfg, 2);
         let before = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
-        let rollout = t.rollout(&letters_task(4, 9), &ByteTokenizer, &mut CharMatchReward::default()).unwrap();
+        let rollout = t
+            .rollout(
+                &letters_task(4, 9),
+                &ByteTokenizer,
+                &mut CharMatchReward::default(),
+            )
+            .unwrap();
         t.update(&rollout);
         let after = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
         let values = to_f32_vec(t.critic().forward(&probe, &[true; 4], 1));
@@ -81,18 +128,36 @@ fn accumulated_micro_batches_give_the_same_update_as_one_batch() {
     let (seq1, before, one, v1) = run(1);
     let (seq4, _, four, v4) = run(4);
     assert_eq!(seq1, seq4, "both trainers saw the same rollout");
-    let moved = before.iter().zip(&one).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let moved = before
+        .iter()
+        .zip(&one)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(moved > 1e-4, "the update changed the policy ({moved})");
-    let diff = one.iter().zip(&four).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let diff = one
+        .iter()
+        .zip(&four)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(diff < 1e-5, "policy differs by {diff}");
-    let vdiff = v1.iter().zip(&v4).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let vdiff = v1
+        .iter()
+        .zip(&v4)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(vdiff < 1e-5, "critic differs by {vdiff}");
 }
 
 #[test]
 fn rollout_shapes_rewards_with_kl_and_score_on_the_last_token() {
     let mut t = trainer(config(), 3);
-    let rollout = t.rollout(&letters_task(4, 1), &ByteTokenizer, &mut CharMatchReward::default()).unwrap();
+    let rollout = t
+        .rollout(
+            &letters_task(4, 1),
+            &ByteTokenizer,
+            &mut CharMatchReward::default(),
+        )
+        .unwrap();
     let g = &rollout.generation;
     let r = g.response_len;
     for row in 0..g.batch_size {
@@ -100,7 +165,11 @@ fn rollout_shapes_rewards_with_kl_and_score_on_the_last_token() {
         for i in 0..r {
             let idx = row * r + i;
             let expected_kl_reward = -0.05 * f64::from(rollout.kl[idx]);
-            let expected = if i + 1 == len { expected_kl_reward + rollout.shaped_scores[row] } else { expected_kl_reward };
+            let expected = if i + 1 == len {
+                expected_kl_reward + rollout.shaped_scores[row]
+            } else {
+                expected_kl_reward
+            };
             assert!((f64::from(rollout.rewards[idx]) - expected).abs() < 1e-6);
         }
     }

@@ -98,7 +98,9 @@ impl TransformerConfig {
             ));
         }
         if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
-            return Err(ModelError::InvalidConfig("rope_theta must be positive".into()));
+            return Err(ModelError::InvalidConfig(
+                "rope_theta must be positive".into(),
+            ));
         }
         if !(self.initializer_range > 0.0 && self.initializer_range.is_finite()) {
             return Err(ModelError::InvalidConfig(
@@ -115,8 +117,13 @@ impl TransformerConfig {
         let kv = self.num_key_value_heads * self.head_dim;
         let bias = if self.attention_bias { q + 2 * kv } else { 0 };
         let norms = if self.qk_norm { 2 * self.head_dim } else { 0 };
-        let layer = h * (q + 2 * kv) + bias + q * h + 3 * h * self.intermediate_size + 2 * h + norms;
-        let head = if self.tie_word_embeddings { 0 } else { h * self.vocab_size };
+        let layer =
+            h * (q + 2 * kv) + bias + q * h + 3 * h * self.intermediate_size + 2 * h + norms;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            h * self.vocab_size
+        };
         self.vocab_size * h + self.num_hidden_layers * layer + h + head
     }
 }

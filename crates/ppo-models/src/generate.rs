@@ -96,7 +96,10 @@ impl Generation {
     /// Number of real response tokens of `row`.
     pub fn response_length(&self, row: usize) -> usize {
         let r = self.response_len;
-        self.response_mask[row * r..(row + 1) * r].iter().filter(|&&m| m).count()
+        self.response_mask[row * r..(row + 1) * r]
+            .iter()
+            .filter(|&&m| m)
+            .count()
     }
 }
 
@@ -175,8 +178,16 @@ pub fn generate(
 ) -> Generation {
     let batch = left_pad(prompts, pad_id);
     let (b, p) = (batch.batch_size, batch.seq_len);
-    let mut rows: Vec<Vec<u32>> = batch.input_ids.chunks(p.max(1)).map(<[u32]>::to_vec).collect();
-    let mut masks: Vec<Vec<bool>> = batch.attention_mask.chunks(p.max(1)).map(<[bool]>::to_vec).collect();
+    let mut rows: Vec<Vec<u32>> = batch
+        .input_ids
+        .chunks(p.max(1))
+        .map(<[u32]>::to_vec)
+        .collect();
+    let mut masks: Vec<Vec<bool>> = batch
+        .attention_mask
+        .chunks(p.max(1))
+        .map(<[bool]>::to_vec)
+        .collect();
     let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
     let mut response_mask: Vec<Vec<bool>> = vec![Vec::new(); b];
     let mut finished = vec![false; b];
@@ -234,7 +245,11 @@ mod tests {
     #[test]
     fn greedy_takes_argmax_with_temperature_one_logprob() {
         let logits = [0.0f32, 2.0, 1.0];
-        let cfg = SamplingConfig { greedy: true, temperature: 0.5, ..Default::default() };
+        let cfg = SamplingConfig {
+            greedy: true,
+            temperature: 0.5,
+            ..Default::default()
+        };
         let (tok, lp) = sample_token(&logits, &cfg, &mut Rng::new(0));
         assert_eq!(tok, 1);
         let z = (0f64.exp() + 2f64.exp() + 1f64.exp()).ln();
@@ -244,7 +259,11 @@ mod tests {
     #[test]
     fn top_k_one_is_argmax_and_logprob_is_unfiltered_at_t() {
         let logits = [1.0f32, 3.0, 2.0, -1.0];
-        let cfg = SamplingConfig { top_k: 1, temperature: 2.0, ..Default::default() };
+        let cfg = SamplingConfig {
+            top_k: 1,
+            temperature: 2.0,
+            ..Default::default()
+        };
         for seed in 0..20 {
             let (tok, lp) = sample_token(&logits, &cfg, &mut Rng::new(seed));
             assert_eq!(tok, 1);
@@ -258,13 +277,21 @@ mod tests {
     fn top_p_keeps_smallest_nucleus() {
         // probabilities ≈ [0.6652, 0.2447, 0.0900]: top_p 0.5 keeps only the first.
         let logits = [2.0f32, 1.0, 0.0];
-        let cfg = SamplingConfig { top_p: 0.5, ..Default::default() };
+        let cfg = SamplingConfig {
+            top_p: 0.5,
+            ..Default::default()
+        };
         for seed in 0..50 {
             assert_eq!(sample_token(&logits, &cfg, &mut Rng::new(seed)).0, 0);
         }
         // top_p 0.9 keeps two tokens: token 2 never drawn, token 1 sometimes.
-        let cfg = SamplingConfig { top_p: 0.9, ..Default::default() };
-        let draws: Vec<u32> = (0..200).map(|s| sample_token(&logits, &cfg, &mut Rng::new(s)).0).collect();
+        let cfg = SamplingConfig {
+            top_p: 0.9,
+            ..Default::default()
+        };
+        let draws: Vec<u32> = (0..200)
+            .map(|s| sample_token(&logits, &cfg, &mut Rng::new(s)).0)
+            .collect();
         assert!(!draws.contains(&2));
         assert!(draws.contains(&1));
     }
@@ -275,7 +302,9 @@ mod tests {
         let cfg = SamplingConfig::default();
         let mut rng = Rng::new(5);
         let n = 20_000;
-        let ones = (0..n).filter(|_| sample_token(&logits, &cfg, &mut rng).0 == 1).count();
+        let ones = (0..n)
+            .filter(|_| sample_token(&logits, &cfg, &mut rng).0 == 1)
+            .count();
         let freq = ones as f64 / n as f64;
         assert!((freq - 0.75).abs() < 0.015, "{freq}");
     }

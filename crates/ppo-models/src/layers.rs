@@ -63,7 +63,13 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    pub(crate) fn init(vocab: usize, hidden: usize, std: f64, rng: &mut Rng, device: &Device) -> Self {
+    pub(crate) fn init(
+        vocab: usize,
+        hidden: usize,
+        std: f64,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
         Self {
             weight: Param::from_tensor(normal_tensor([vocab, hidden], std, rng, device)),
         }

@@ -16,7 +16,10 @@ pub fn response_logprobs(
     temperature: f64,
 ) -> (Tensor<2>, Tensor<2>) {
     let [b, l, v] = logits.dims();
-    assert!(prompt_len >= 1 && prompt_len <= l, "prompt_len {prompt_len} out of 1..={l}");
+    assert!(
+        prompt_len >= 1 && prompt_len <= l,
+        "prompt_len {prompt_len} out of 1..={l}"
+    );
     let r = l - prompt_len;
     let device = logits.device();
     let scaled = logits.slice([0..b, prompt_len - 1..l - 1, 0..v]) / temperature;

@@ -40,10 +40,7 @@ impl Tokenizer for ByteTokenizer {
     }
 
     fn decode(&self, ids: &[u32]) -> String {
-        let bytes: Vec<u8> = ids
-            .iter()
-            .filter_map(|&id| u8::try_from(id).ok())
-            .collect();
+        let bytes: Vec<u8> = ids.iter().filter_map(|&id| u8::try_from(id).ok()).collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 

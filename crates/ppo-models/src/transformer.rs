@@ -4,8 +4,8 @@
 //! Rotary embeddings use Hugging Face's rotate-half layout with per-row position ids, so
 //! left-padded rows match the same prompt run alone.
 
-use burn::module::{Module, ModuleMapper, Param};
 use crate::ops::{silu, softmax};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::layers::{Embedding, Linear, RmsNorm};
@@ -63,7 +63,11 @@ struct Mlp {
 
 impl Mlp {
     fn init(config: &TransformerConfig, rng: &mut Rng, device: &Device) -> Self {
-        let (h, i, std) = (config.hidden_size, config.intermediate_size, config.initializer_range);
+        let (h, i, std) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.initializer_range,
+        );
         Self {
             gate_proj: Linear::init(h, i, false, std, rng, device),
             up_proj: Linear::init(h, i, false, std, rng, device),
@@ -190,7 +194,8 @@ impl Attention {
         let scale = (hd as f64).powf(-0.5);
         let scores = q.matmul(k.swap_dims(2, 3)) * scale + bias.clone();
         let out = softmax(scores, 3).matmul(v); // [b, nh, t, hd]
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, nh * hd]))
+        self.o_proj
+            .forward(out.swap_dims(1, 2).reshape([b, t, nh * hd]))
     }
 }
 
@@ -416,7 +421,14 @@ impl ValueModel {
         let model = backbone.clone().map(&mut FreshIds);
         let config = model.config().clone();
         let device = model.device();
-        let score = Linear::init(config.hidden_size, 1, false, config.initializer_range, rng, &device);
+        let score = Linear::init(
+            config.hidden_size,
+            1,
+            false,
+            config.initializer_range,
+            rng,
+            &device,
+        );
         Self { model, score }
     }
 

@@ -12,7 +12,10 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn configs() -> Vec<TransformerConfig> {
@@ -30,20 +33,27 @@ fn configs() -> Vec<TransformerConfig> {
 
 fn model(config: &TransformerConfig, seed: u64) -> CausalLm {
     // Larger weights than the default init, so logits differ clearly between tokens.
-    let config = TransformerConfig { initializer_range: 0.3, ..config.clone() };
+    let config = TransformerConfig {
+        initializer_range: 0.3,
+        ..config.clone()
+    };
     CausalLm::init(&config, &mut Rng::new(seed), &Device::flex())
 }
 
 fn prompts() -> Vec<Vec<u32>> {
     let tok = ByteTokenizer;
-    ["如何制作一杯好咖啡？", "2+2=", "hello world, a longer prompt"]
-        .iter()
-        .map(|p| {
-            let mut ids = vec![ByteTokenizer::BOS];
-            ids.extend(tok.encode(p));
-            ids
-        })
-        .collect()
+    [
+        "如何制作一杯好咖啡？",
+        "2+2=",
+        "hello world, a longer prompt",
+    ]
+    .iter()
+    .map(|p| {
+        let mut ids = vec![ByteTokenizer::BOS];
+        ids.extend(tok.encode(p));
+        ids
+    })
+    .collect()
 }
 
 #[test]
@@ -51,10 +61,31 @@ fn kv_cache_gives_the_same_samples_as_full_recompute() {
     for config in configs() {
         let policy = model(&config, 1);
         let tok = ByteTokenizer;
-        let sampling = SamplingConfig { max_new_tokens: 12, temperature: 0.9, ..Default::default() };
-        let cached = generate(&policy, &prompts(), &sampling, tok.eos_id(), tok.pad_id(), &mut Rng::new(3));
-        let no_cache = SamplingConfig { use_cache: false, ..sampling };
-        let full = generate(&policy, &prompts(), &no_cache, tok.eos_id(), tok.pad_id(), &mut Rng::new(3));
+        let sampling = SamplingConfig {
+            max_new_tokens: 12,
+            temperature: 0.9,
+            ..Default::default()
+        };
+        let cached = generate(
+            &policy,
+            &prompts(),
+            &sampling,
+            tok.eos_id(),
+            tok.pad_id(),
+            &mut Rng::new(3),
+        );
+        let no_cache = SamplingConfig {
+            use_cache: false,
+            ..sampling
+        };
+        let full = generate(
+            &policy,
+            &prompts(),
+            &no_cache,
+            tok.eos_id(),
+            tok.pad_id(),
+            &mut Rng::new(3),
+        );
         assert_eq!(cached.sequences, full.sequences);
         assert_eq!(cached.response_mask, full.response_mask);
         assert!(max_abs_diff(&cached.logprobs, &full.logprobs) < 1e-4);
@@ -66,11 +97,29 @@ fn left_padded_row_equals_the_prompt_run_alone() {
     for config in configs() {
         let policy = model(&config, 2);
         let tok = ByteTokenizer;
-        let sampling = SamplingConfig { max_new_tokens: 10, greedy: true, ..Default::default() };
+        let sampling = SamplingConfig {
+            max_new_tokens: 10,
+            greedy: true,
+            ..Default::default()
+        };
         let all = prompts();
-        let batched = generate(&policy, &all, &sampling, tok.eos_id(), tok.pad_id(), &mut Rng::new(0));
+        let batched = generate(
+            &policy,
+            &all,
+            &sampling,
+            tok.eos_id(),
+            tok.pad_id(),
+            &mut Rng::new(0),
+        );
         for (row, prompt) in all.iter().enumerate() {
-            let alone = generate(&policy, std::slice::from_ref(prompt), &sampling, tok.eos_id(), tok.pad_id(), &mut Rng::new(0));
+            let alone = generate(
+                &policy,
+                std::slice::from_ref(prompt),
+                &sampling,
+                tok.eos_id(),
+                tok.pad_id(),
+                &mut Rng::new(0),
+            );
             assert_eq!(batched.response(row), alone.response(0), "row {row}");
             let r = alone.response_len;
             let a = &alone.logprobs[..r];
@@ -94,19 +143,42 @@ fn sampling_logprobs_equal_a_fresh_forward_at_the_same_temperature() {
         let policy = model(&config, 4);
         let tok = ByteTokenizer;
         for temperature in [0.7, 1.0, 1.5] {
-            let sampling = SamplingConfig { max_new_tokens: 8, temperature, top_k: 50, top_p: 0.95, ..Default::default() };
-            let g = generate(&policy, &prompts(), &sampling, tok.eos_id(), tok.pad_id(), &mut Rng::new(9));
+            let sampling = SamplingConfig {
+                max_new_tokens: 8,
+                temperature,
+                top_k: 50,
+                top_p: 0.95,
+                ..Default::default()
+            };
+            let g = generate(
+                &policy,
+                &prompts(),
+                &sampling,
+                tok.eos_id(),
+                tok.pad_id(),
+                &mut Rng::new(9),
+            );
             let logits = policy.forward(&g.sequences, &g.attention_mask, g.batch_size, None);
-            let (logp, entropy) = response_logprobs(logits, &g.response_ids(), g.prompt_len, temperature);
+            let (logp, entropy) =
+                response_logprobs(logits, &g.response_ids(), g.prompt_len, temperature);
             let logp = to_vec(logp);
             for (i, &m) in g.response_mask.iter().enumerate() {
                 if m {
-                    assert!((logp[i] - g.logprobs[i]).abs() < 1e-4, "T={temperature} i={i}: {} vs {}", logp[i], g.logprobs[i]);
+                    assert!(
+                        (logp[i] - g.logprobs[i]).abs() < 1e-4,
+                        "T={temperature} i={i}: {} vs {}",
+                        logp[i],
+                        g.logprobs[i]
+                    );
                 }
             }
             let entropy = to_vec(entropy);
             let max_entropy = (ByteTokenizer::VOCAB_SIZE as f32).ln();
-            assert!(entropy.iter().all(|&h| h >= -1e-5 && h <= max_entropy + 1e-4));
+            assert!(
+                entropy
+                    .iter()
+                    .all(|&h| h >= -1e-5 && h <= max_entropy + 1e-4)
+            );
         }
     }
 }
@@ -116,8 +188,19 @@ fn stops_at_eos_keeps_it_and_masks_the_rest() {
     let config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
     let policy = model(&config, 5);
     let tok = ByteTokenizer;
-    let sampling = SamplingConfig { max_new_tokens: 40, temperature: 3.0, ..Default::default() };
-    let g = generate(&policy, &prompts(), &sampling, tok.eos_id(), tok.pad_id(), &mut Rng::new(1));
+    let sampling = SamplingConfig {
+        max_new_tokens: 40,
+        temperature: 3.0,
+        ..Default::default()
+    };
+    let g = generate(
+        &policy,
+        &prompts(),
+        &sampling,
+        tok.eos_id(),
+        tok.pad_id(),
+        &mut Rng::new(1),
+    );
     let ids = g.response_ids();
     let r = g.response_len;
     for row in 0..g.batch_size {
