@@ -123,7 +123,7 @@ impl PpoConfig {
                 return bad(key, "must be at least 1".into());
             }
         }
-        if self.rollout_size() % self.mini_batch_size != 0 {
+        if !self.rollout_size().is_multiple_of(self.mini_batch_size) {
             return bad(
                 "mini_batch_size",
                 format!(
@@ -133,7 +133,7 @@ impl PpoConfig {
                 ),
             );
         }
-        if self.mini_batch_size % self.gradient_accumulation_steps != 0 {
+        if !self.mini_batch_size.is_multiple_of(self.gradient_accumulation_steps) {
             return bad(
                 "gradient_accumulation_steps",
                 format!(

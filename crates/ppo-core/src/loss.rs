@@ -132,6 +132,20 @@ impl TokenStats {
     }
 }
 
+/// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss).
+pub fn kl_penalty(
+    logprobs: Tensor<2>,
+    ref_logprobs: Tensor<2>,
+    estimator: crate::KlEstimator,
+) -> Tensor<2> {
+    let d = logprobs - ref_logprobs;
+    match estimator {
+        crate::KlEstimator::K1 => d,
+        crate::KlEstimator::K2 => d.clone() * d * 0.5,
+        crate::KlEstimator::K3 => d.clone().neg().exp() - 1.0 + d,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,19 +226,5 @@ mod tests {
         );
         assert_eq!(s.value_clipped, 2.0);
         assert!((s.value_loss - 2.445).abs() < 1e-5);
-    }
-}
-
-/// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss).
-pub fn kl_penalty(
-    logprobs: Tensor<2>,
-    ref_logprobs: Tensor<2>,
-    estimator: crate::KlEstimator,
-) -> Tensor<2> {
-    let d = logprobs - ref_logprobs;
-    match estimator {
-        crate::KlEstimator::K1 => d,
-        crate::KlEstimator::K2 => d.clone() * d * 0.5,
-        crate::KlEstimator::K3 => d.clone().neg().exp() - 1.0 + d,
     }
 }

@@ -98,11 +98,7 @@ impl KvCache {
 
     /// Number of positions cached per row.
     pub fn len(&self) -> usize {
-        if self.batch_size == 0 {
-            0
-        } else {
-            self.key_mask.len() / self.batch_size
-        }
+        self.key_mask.len().checked_div(self.batch_size).unwrap_or(0)
     }
 
     /// Whether nothing is cached yet.
