@@ -133,7 +133,10 @@ impl PpoConfig {
                 ),
             );
         }
-        if !self.mini_batch_size.is_multiple_of(self.gradient_accumulation_steps) {
+        if !self
+            .mini_batch_size
+            .is_multiple_of(self.gradient_accumulation_steps)
+        {
             return bad(
                 "gradient_accumulation_steps",
                 format!(

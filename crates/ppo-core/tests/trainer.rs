@@ -184,12 +184,27 @@ fn a_short_seeded_run_raises_the_reward_on_the_letters_task() {
         group_size: 4,
         ppo_epochs: 4,
         mini_batch_size: 32,
-        kl: KlConfig { estimator: KlEstimator::K1, coef: 0.01, target: None, horizon: 10_000.0, in_loss: false },
-        sampling: SamplingConfig { max_new_tokens: 6, temperature: 1.0, ..Default::default() },
+        kl: KlConfig {
+            estimator: KlEstimator::K1,
+            coef: 0.01,
+            target: None,
+            horizon: 10_000.0,
+            in_loss: false,
+        },
+        sampling: SamplingConfig {
+            max_new_tokens: 6,
+            temperature: 1.0,
+            ..Default::default()
+        },
         ..config()
     };
     let device = Device::flex();
-    let model_config = TransformerConfig { hidden_size: 64, intermediate_size: 128, head_dim: 16, ..TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE) };
+    let model_config = TransformerConfig {
+        hidden_size: 64,
+        intermediate_size: 128,
+        head_dim: 16,
+        ..TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE)
+    };
     let mut rng = Rng::new(42);
     let policy = CausalLm::init(&model_config, &mut rng, &device);
     let critic = ValueModel::from_backbone(policy.backbone(), &mut rng);
@@ -197,13 +212,27 @@ fn a_short_seeded_run_raises_the_reward_on_the_letters_task() {
     let samples = letters_task(16 * 35, 3);
     let mut scores = Vec::new();
     for batch in samples.chunks(16) {
-        let (_, metrics) = t.step(batch, &ByteTokenizer, &mut CharMatchReward::default()).unwrap();
-        for name in ["policy_loss", "value_loss", "entropy", "kl_divergence", "approx_kl"] {
-            assert!(metrics.get(name).unwrap().is_finite(), "{name} is not finite");
+        let (_, metrics) = t
+            .step(batch, &ByteTokenizer, &mut CharMatchReward::default())
+            .unwrap();
+        for name in [
+            "policy_loss",
+            "value_loss",
+            "entropy",
+            "kl_divergence",
+            "approx_kl",
+        ] {
+            assert!(
+                metrics.get(name).unwrap().is_finite(),
+                "{name} is not finite"
+            );
         }
         scores.push(metrics.get("score").unwrap());
     }
     let first: f64 = scores[..5].iter().sum::<f64>() / 5.0;
     let last: f64 = scores[scores.len() - 5..].iter().sum::<f64>() / 5.0;
-    assert!(last > first + 0.08, "score went from {first:.3} to {last:.3}: {scores:?}");
+    assert!(
+        last > first + 0.08,
+        "score went from {first:.3} to {last:.3}: {scores:?}"
+    );
 }

@@ -98,7 +98,10 @@ impl KvCache {
 
     /// Number of positions cached per row.
     pub fn len(&self) -> usize {
-        self.key_mask.len().checked_div(self.batch_size).unwrap_or(0)
+        self.key_mask
+            .len()
+            .checked_div(self.batch_size)
+            .unwrap_or(0)
     }
 
     /// Whether nothing is cached yet.
