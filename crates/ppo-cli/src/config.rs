@@ -152,9 +152,10 @@ pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
     for set in sets {
         apply_set(&mut table, set)?;
     }
-    let raw: RawConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
+    // Re-read as text so that a type error points at the offending `key = value` line.
+    let merged = toml::to_string(&table).context("failed to merge configuration")?;
+    let raw: RawConfig =
+        toml::from_str(&merged).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     resolve(raw)
 }
 
