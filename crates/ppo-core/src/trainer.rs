@@ -6,7 +6,9 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
-use ppo_models::{CausalLm, Generation, Rng, Tokenizer, ValueModel, generate, response_logprobs};
+use ppo_models::{
+    CausalLm, Generation, Rng, Tokenizer, ValueModel, generate, response_logprobs, to_f32_vec,
+};
 use ppo_sched::Scheduler;
 
 use crate::advantages::{explained_variance, gae, masked_mean_var, whiten};
@@ -86,10 +88,6 @@ fn adamw(config: &OptimizerConfig) -> ModuleOptimizer {
         .with_epsilon(config.eps as f32)
         .with_weight_decay(config.weight_decay as f32)
         .init()
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    ppo_models::to_f32_vec(t)
 }
 
 fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
@@ -367,19 +365,19 @@ impl PpoTrainer {
             let n = chunk.len();
             let (lp, h) =
                 response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
-            scatter(&mut old, chunk, to_vec(lp));
-            scatter(&mut ent, chunk, to_vec(h));
+            scatter(&mut old, chunk, to_f32_vec(lp));
+            scatter(&mut ent, chunk, to_f32_vec(h));
             let (lp_ref, _) = response_logprobs(
                 self.reference.forward(&ids, &mask, n, None),
                 &resp,
                 p,
                 temperature,
             );
-            scatter(&mut refs, chunk, to_vec(lp_ref));
+            scatter(&mut refs, chunk, to_f32_vec(lp_ref));
             scatter(
                 &mut vals,
                 chunk,
-                to_vec(response_values(critic.forward(&ids, &mask, n), p)),
+                to_f32_vec(response_values(critic.forward(&ids, &mask, n), p)),
             );
         }
         for (i, &m) in g.response_mask.iter().enumerate() {
@@ -470,18 +468,18 @@ impl PpoTrainer {
                         let kl = crate::loss::kl_penalty(logp.clone(), ref_lp, cfg.kl.estimator)
                             * mask_t;
                         let kl_sum = kl.sum();
-                        stats.kl_loss += f64::from(to_vec(kl_sum.clone().detach())[0]) * beta;
+                        stats.kl_loss += f64::from(to_f32_vec(kl_sum.clone().detach())[0]) * beta;
                         total = total + kl_sum * beta;
                     }
                     let total = total * scale;
                     let micro_stats = TokenStats::measure(
-                        &to_vec(logp.detach()),
+                        &to_f32_vec(logp.detach()),
                         &old_logp,
                         &adv,
-                        &to_vec(values.detach()),
+                        &to_f32_vec(values.detach()),
                         &old_v,
                         &ret,
-                        &to_vec(entropy.detach()),
+                        &to_f32_vec(entropy.detach()),
                         &mask_b,
                         cfg.clip_range,
                         cfg.clip_range_value,
