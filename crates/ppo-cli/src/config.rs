@@ -220,6 +220,7 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
             use_cache: true,
         },
         forward_batch_size: t.forward_batch_size,
+        gradient_checkpointing: t.gradient_checkpointing,
         missing_eos_penalty: option_if_positive(t.missing_eos_penalty),
         score_clip: option_if_positive(t.score_clip),
         normalize_score: t.normalize_score,

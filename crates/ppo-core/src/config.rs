@@ -79,8 +79,13 @@ pub struct PpoConfig {
     /// Sampling during rollouts.
     #[serde(skip)]
     pub sampling: SamplingConfig,
-    /// Rows per inference-only forward pass (old/ref log-probs, values).
+    /// Rows per generation pass (rollouts and evaluation): bounds the KV cache and logits held
+    /// at once. The old/ref log-prob and value passes run on the training micro-batches
+    /// (`mini_batch_size / gradient_accumulation_steps` rows, never more than a training pass).
     pub forward_batch_size: usize,
+    /// Recompute memory-bound activations in the backward pass instead of keeping them.
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
     /// Subtracted from the score of a response that never produced EOS.
     pub missing_eos_penalty: Option<f64>,
     /// Scores are clipped to ±this.

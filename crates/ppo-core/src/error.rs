@@ -27,4 +27,17 @@ pub enum CoreError {
     /// A batch had no prompt.
     #[error("empty prompt batch")]
     EmptyBatch,
+    /// Optimiser state could not be serialised or restored.
+    #[error("failed to {action} the {model} optimiser state: {message}")]
+    OptimizerState {
+        /// "save" or "restore".
+        action: &'static str,
+        /// "policy" or "critic".
+        model: &'static str,
+        /// burn's message.
+        message: String,
+    },
+    /// A learning-rate schedule state could not be restored.
+    #[error(transparent)]
+    Schedule(#[from] ppo_sched::SchedError),
 }

@@ -33,11 +33,18 @@ pub trait Reward: Send {
     fn is_verifier(&self) -> bool {
         false
     }
+    /// Whether `input` is a correct answer, for sources that can tell (`eval_accuracy`).
+    /// `None`: this source does not judge correctness.
+    fn is_correct(&self, input: &RewardInput<'_>) -> Option<bool> {
+        let _ = input;
+        None
+    }
 }
 
 /// Reward of the built-in `letters` task: the mean, over the response's characters, of 1 for
 /// a character that appears in the reference, `partial_credit` for any other ASCII lowercase
-/// letter, and 0 otherwise. An empty response scores 0.
+/// letter, and 0 otherwise. An empty response scores 0. A response is *correct* (for
+/// `eval_accuracy`) when, trimmed of whitespace, it equals the reference.
 #[derive(Clone, Debug)]
 pub struct CharMatchReward {
     /// Credit for a lowercase letter that is not the asked one.
@@ -85,6 +92,10 @@ impl Reward for CharMatchReward {
             })
             .collect()
     }
+
+    fn is_correct(&self, input: &RewardInput<'_>) -> Option<bool> {
+        input.reference.map(|r| input.response.trim() == r.trim())
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +123,9 @@ mod tests {
             .unwrap();
         // (1 + 1 + 0.25 + 0.25) / 4 = 0.625
         assert_eq!(s, vec![0.625, 0.0, 0.0]);
+        assert_eq!(r.is_correct(&input(" k\n", Some("k"))), Some(true));
+        assert_eq!(r.is_correct(&input("kk", Some("k"))), Some(false));
+        assert_eq!(r.is_correct(&input("k", None)), None);
         let err = r.score(&[input("k", None)]).unwrap_err().to_string();
         assert!(
             err.contains("char_match") && err.contains("no reference"),

@@ -3,13 +3,15 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, GradientCheckpointingStrategy, Tensor, TensorData};
 use ppo_models::{
-    CausalLm, Generation, Rng, Tokenizer, ValueModel, generate, response_logprobs, to_f32_vec,
+    CausalLm, Generation, Rng, RngState, SamplingConfig, Tokenizer, ValueModel, generate_chunked,
+    response_logprobs, to_f32_vec,
 };
-use ppo_sched::Scheduler;
+use ppo_sched::{Scheduler, SchedulerState};
+use serde::{Deserialize, Serialize};
 
 use crate::advantages::{explained_variance, gae, masked_mean_var, whiten};
 use crate::grad::clip_grad_norm;
@@ -94,6 +96,34 @@ fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(values, [rows, cols]), device)
 }
 
+/// Sets the gradient-checkpointing strategy on every parameter (operations inherit it).
+struct Checkpointing(GradientCheckpointingStrategy);
+
+impl ModuleMapper for Checkpointing {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let strategy = self.0;
+        param.map(|t| t.with_gradient_checkpointing_strategy(strategy))
+    }
+}
+
+/// Policy and critic (in training mode) with gradient checkpointing on or off.
+fn checkpointing(policy: CausalLm, critic: ValueModel, on: bool) -> (CausalLm, ValueModel) {
+    if !on {
+        return (policy, critic);
+    }
+    let mut mapper = Checkpointing(GradientCheckpointingStrategy::Balanced);
+    (policy.map(&mut mapper), critic.map(&mut mapper))
+}
+
+/// Prompt token ids: BOS (when the tokenizer has one) then the encoded prompt.
+fn encode(tokenizer: &dyn Tokenizer, sample: &PromptSample) -> Vec<u32> {
+    tokenizer
+        .bos_id()
+        .into_iter()
+        .chain(tokenizer.encode(&sample.prompt))
+        .collect()
+}
+
 /// Gathers `rows` of a row-major array with `width` columns.
 fn gather<T: Copy>(data: &[T], width: usize, rows: &[usize]) -> Vec<T> {
     rows.iter()
@@ -106,6 +136,32 @@ fn gather<T: Copy>(data: &[T], width: usize, rows: &[usize]) -> Vec<T> {
 fn response_values(values: Tensor<2>, prompt_len: usize) -> Tensor<2> {
     let [b, l] = values.dims();
     values.slice([0..b, prompt_len - 1..l - 1])
+}
+
+/// Everything of a trainer that is not a tensor: with the weights and the optimiser records
+/// it restores a trainer exactly ([`PpoTrainer::restore`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// KL coefficient controller.
+    pub kl: KlController,
+    /// Running score moments (score normalisation).
+    pub score_moments: RunningMoments,
+    /// The trainer's random stream (sampling, minibatch shuffles).
+    pub rng: RngState,
+    /// Policy learning-rate schedule.
+    pub policy_schedule: SchedulerState,
+    /// Critic learning-rate schedule.
+    pub critic_schedule: SchedulerState,
+}
+
+/// An evaluation pass: metrics plus the decoded samples (for logging a few).
+#[derive(Clone, Debug)]
+pub struct EvalOutput {
+    /// `eval_reward`, `eval_entropy`, `eval_response_length`, `eval_kl`, and
+    /// `eval_accuracy` when the reward judges correctness.
+    pub metrics: Metrics,
+    /// (prompt, response) of each evaluated prompt.
+    pub samples: Vec<(String, String)>,
 }
 
 /// Policy, reference and critic with their optimisers, schedules and controllers.
@@ -136,6 +192,8 @@ impl PpoTrainer {
     ) -> Result<Self, CoreError> {
         config.validate()?;
         let device = policy.backbone().device();
+        let (policy, critic) = (policy.train(), critic.train());
+        let (policy, critic) = checkpointing(policy, critic, config.gradient_checkpointing);
         let kl = match config.kl.target {
             Some(target) => KlController::Adaptive {
                 value: config.kl.coef,
@@ -150,8 +208,8 @@ impl PpoTrainer {
             policy_optim: adamw(&config.policy_optimizer),
             critic_optim: adamw(&config.critic_optimizer),
             reference: policy.valid(),
-            policy: policy.train(),
-            critic: critic.train(),
+            policy,
+            critic,
             policy_schedule,
             critic_schedule,
             kl,
@@ -182,6 +240,181 @@ impl PpoTrainer {
         &self.kl
     }
 
+    /// The policy's and critic's learning rates for the next optimiser step.
+    pub fn learning_rates(&self) -> (f64, f64) {
+        (self.policy_schedule.lr(), self.critic_schedule.lr())
+    }
+
+    /// Feeds an evaluation metric to plateau schedules (no-op for the others). Returns
+    /// whether either learning rate was reduced.
+    pub fn observe_eval(&mut self, metric: f64) -> bool {
+        let policy = self.policy_schedule.observe(metric);
+        let critic = self.critic_schedule.observe(metric);
+        policy || critic
+    }
+
+    /// The non-tensor state (see [`TrainerState`]).
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            kl: self.kl.clone(),
+            score_moments: self.score_moments.clone(),
+            rng: self.rng.state(),
+            policy_schedule: self.policy_schedule.state(),
+            critic_schedule: self.critic_schedule.state(),
+        }
+    }
+
+    /// The policy and critic AdamW states as burnpack bytes (keyed by parameter id, which
+    /// burnpack weight files keep).
+    pub fn optimizer_bytes(&self) -> Result<(Vec<u8>, Vec<u8>), CoreError> {
+        let save = |optim: &ModuleOptimizer, model| {
+            optim
+                .into_bytes()
+                .map(|b| b.to_vec())
+                .map_err(|e| CoreError::OptimizerState {
+                    action: "save",
+                    model,
+                    message: e.to_string(),
+                })
+        };
+        Ok((
+            save(&self.policy_optim, "policy")?,
+            save(&self.critic_optim, "critic")?,
+        ))
+    }
+
+    /// Puts the trainer back where [`state`](Self::state), [`optimizer_bytes`](Self::optimizer_bytes)
+    /// and the weights of `policy`/`critic` were taken: the next step is bit-identical to the
+    /// one the saved trainer would have taken. The reference model is kept as constructed.
+    pub fn restore(
+        &mut self,
+        state: TrainerState,
+        policy: CausalLm,
+        critic: ValueModel,
+        policy_optim: &[u8],
+        critic_optim: &[u8],
+    ) -> Result<(), CoreError> {
+        let load = |optim: ModuleOptimizer, bytes: &[u8], model| {
+            optim
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+                .map_err(|e| CoreError::OptimizerState {
+                    action: "restore",
+                    model,
+                    message: e.to_string(),
+                })
+        };
+        self.policy_optim = load(adamw(&self.config.policy_optimizer), policy_optim, "policy")?;
+        self.critic_optim = load(adamw(&self.config.critic_optimizer), critic_optim, "critic")?;
+        self.policy_schedule =
+            Scheduler::from_state(self.policy_schedule.config().clone(), state.policy_schedule)?;
+        self.critic_schedule =
+            Scheduler::from_state(self.critic_schedule.config().clone(), state.critic_schedule)?;
+        self.kl = state.kl;
+        self.score_moments = state.score_moments;
+        self.rng = Rng::from_state(state.rng);
+        let device = self.policy.backbone().device();
+        let (policy, critic) = (policy.train().fork(&device), critic.train().fork(&device));
+        (self.policy, self.critic) =
+            checkpointing(policy, critic, self.config.gradient_checkpointing);
+        Ok(())
+    }
+
+    /// Generates one response per sample with `sampling` (greedy by default in the CLI) and
+    /// `rng`, without touching the trainer's own random stream, and measures `eval_reward`
+    /// (mean raw score), `eval_entropy` (mean per token, at the log-prob temperature),
+    /// `eval_response_length`, `eval_kl` (mean per-sequence KL to the reference with the
+    /// configured estimator) and `eval_accuracy` when the reward judges correctness.
+    pub fn evaluate(
+        &self,
+        samples: &[PromptSample],
+        tokenizer: &dyn Tokenizer,
+        reward: &mut dyn Reward,
+        sampling: &SamplingConfig,
+        rng: &mut Rng,
+    ) -> Result<EvalOutput, CoreError> {
+        if samples.is_empty() {
+            return Err(CoreError::EmptyBatch);
+        }
+        let policy = self.policy.valid();
+        let prompts: Vec<Vec<u32>> = samples.iter().map(|s| encode(tokenizer, s)).collect();
+        let g = generate_chunked(
+            &policy,
+            &prompts,
+            sampling,
+            tokenizer.eos_id(),
+            tokenizer.pad_id(),
+            rng,
+            self.config.forward_batch_size,
+        );
+        let responses: Vec<String> = (0..g.batch_size)
+            .map(|r| tokenizer.decode(&g.response(r)))
+            .collect();
+        let inputs: Vec<RewardInput<'_>> = (0..g.batch_size)
+            .map(|r| RewardInput {
+                prompt: &samples[r].prompt,
+                response: &responses[r],
+                reference: samples[r].reference.as_deref(),
+                finished: g.finished[r],
+            })
+            .collect();
+        let scores = reward.score(&inputs)?;
+        if scores.len() != g.batch_size || scores.iter().any(|s| !s.is_finite()) {
+            return Err(CoreError::BadScores {
+                name: reward.name().into(),
+                got: scores.len(),
+                expected: g.batch_size,
+            });
+        }
+        let correct: Vec<bool> = inputs.iter().filter_map(|i| reward.is_correct(i)).collect();
+
+        let temperature = sampling.logprob_temperature();
+        let (l, p, r) = (g.seq_len(), g.prompt_len, g.response_len);
+        let response_ids = g.response_ids();
+        let rows: Vec<usize> = (0..g.batch_size).collect();
+        let (mut entropy_sum, mut tokens, mut kl_sum) = (0.0f64, 0.0f64, 0.0f64);
+        for chunk in rows.chunks(self.config.forward_batch_size.max(1)) {
+            let ids = gather(&g.sequences, l, chunk);
+            let mask = gather(&g.attention_mask, l, chunk);
+            let resp = gather(&response_ids, r, chunk);
+            let valid = gather(&g.response_mask, r, chunk);
+            let n = chunk.len();
+            let (lp, h) =
+                response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
+            let (lp_ref, _) = response_logprobs(
+                self.reference.forward(&ids, &mask, n, None),
+                &resp,
+                p,
+                temperature,
+            );
+            let (lp, h, lp_ref) = (to_f32_vec(lp), to_f32_vec(h), to_f32_vec(lp_ref));
+            for i in (0..valid.len()).filter(|&i| valid[i]) {
+                entropy_sum += f64::from(h[i]);
+                kl_sum += self
+                    .config
+                    .kl
+                    .estimator
+                    .estimate(f64::from(lp[i]) - f64::from(lp_ref[i]));
+                tokens += 1.0;
+            }
+        }
+        let n = g.batch_size as f64;
+        let mut metrics = Metrics::default();
+        metrics.push("eval_reward", scores.iter().sum::<f64>() / n);
+        metrics.push("eval_entropy", entropy_sum / tokens.max(1.0));
+        metrics.push("eval_response_length", tokens / n);
+        metrics.push("eval_kl", kl_sum / n);
+        if !correct.is_empty() {
+            let hits = correct.iter().filter(|&&c| c).count();
+            metrics.push("eval_accuracy", hits as f64 / correct.len() as f64);
+        }
+        let samples = samples
+            .iter()
+            .zip(responses)
+            .map(|(s, r)| (s.prompt.clone(), r))
+            .collect();
+        Ok(EvalOutput { metrics, samples })
+    }
+
     /// Samples responses for `samples` (each `group_size` times), scores them and prepares
     /// rewards, advantages and returns.
     pub fn rollout(
@@ -198,26 +431,18 @@ impl PpoTrainer {
             .iter()
             .flat_map(|s| std::iter::repeat_n(s.clone(), cfg.group_size))
             .collect();
-        let prompts: Vec<Vec<u32>> = rows
-            .iter()
-            .map(|s| {
-                tokenizer
-                    .bos_id()
-                    .into_iter()
-                    .chain(tokenizer.encode(&s.prompt))
-                    .collect()
-            })
-            .collect();
+        let prompts: Vec<Vec<u32>> = rows.iter().map(|s| encode(tokenizer, s)).collect();
 
         let started = Instant::now();
         let policy = self.policy.valid();
-        let generation = generate(
+        let generation = generate_chunked(
             &policy,
             &prompts,
             &cfg.sampling,
             tokenizer.eos_id(),
             tokenizer.pad_id(),
             &mut self.rng,
+            cfg.forward_batch_size,
         );
         let time_generate = started.elapsed().as_secs_f64();
 

@@ -37,6 +37,7 @@ fn config() -> PpoConfig {
             ..Default::default()
         },
         forward_batch_size: 8,
+        gradient_checkpointing: false,
         missing_eos_penalty: None,
         score_clip: None,
         normalize_score: false,

@@ -164,6 +164,71 @@ fn last_logits(logits: Tensor<3>) -> Vec<Vec<f32>> {
     flat.chunks(v).map(<[f32]>::to_vec).collect()
 }
 
+impl Generation {
+    /// Joins generations of consecutive row blocks into one batch: prompts are left-padded to
+    /// the longest prompt, responses right-padded to the longest response (`pad_id`, masked).
+    pub fn concat(parts: Vec<Generation>, pad_id: u32) -> Generation {
+        let p = parts.iter().map(|g| g.prompt_len).max().unwrap_or(0);
+        let r = parts.iter().map(|g| g.response_len).max().unwrap_or(0);
+        let mut out = Generation {
+            batch_size: 0,
+            prompt_len: p,
+            response_len: r,
+            sequences: Vec::new(),
+            attention_mask: Vec::new(),
+            response_mask: Vec::new(),
+            logprobs: Vec::new(),
+            finished: Vec::new(),
+        };
+        for g in parts {
+            let (gp, gr, gl) = (g.prompt_len, g.response_len, g.seq_len());
+            for row in 0..g.batch_size {
+                let seq = &g.sequences[row * gl..(row + 1) * gl];
+                let attn = &g.attention_mask[row * gl..(row + 1) * gl];
+                out.sequences.extend(std::iter::repeat_n(pad_id, p - gp));
+                out.sequences.extend_from_slice(&seq[..gp]);
+                out.sequences.extend_from_slice(&seq[gp..]);
+                out.sequences.extend(std::iter::repeat_n(pad_id, r - gr));
+                out.attention_mask.extend(std::iter::repeat_n(false, p - gp));
+                out.attention_mask.extend_from_slice(attn);
+                out.attention_mask.extend(std::iter::repeat_n(false, r - gr));
+                out.response_mask
+                    .extend_from_slice(&g.response_mask[row * gr..(row + 1) * gr]);
+                out.response_mask.extend(std::iter::repeat_n(false, r - gr));
+                out.logprobs
+                    .extend_from_slice(&g.logprobs[row * gr..(row + 1) * gr]);
+                out.logprobs.extend(std::iter::repeat_n(0.0, r - gr));
+            }
+            out.finished.extend_from_slice(&g.finished);
+            out.batch_size += g.batch_size;
+        }
+        out
+    }
+}
+
+/// [`generate`] on blocks of at most `rows_per_pass` prompts (bounding the KV cache and
+/// logits held at once), joined with [`Generation::concat`]. `0` means one block.
+pub fn generate_chunked(
+    policy: &CausalLm,
+    prompts: &[Vec<u32>],
+    config: &SamplingConfig,
+    eos_id: u32,
+    pad_id: u32,
+    rng: &mut Rng,
+    rows_per_pass: usize,
+) -> Generation {
+    let size = if rows_per_pass == 0 {
+        prompts.len().max(1)
+    } else {
+        rows_per_pass
+    };
+    let parts = prompts
+        .chunks(size)
+        .map(|block| generate(policy, block, config, eos_id, pad_id, rng))
+        .collect();
+    Generation::concat(parts, pad_id)
+}
+
 /// Samples a response for every prompt (repeat prompts for several samples each).
 ///
 /// Rows stop at `eos_id` (kept as the last response token) or after `max_new_tokens`;

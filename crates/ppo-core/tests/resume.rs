@@ -1,0 +1,205 @@
+//! Restoring a trainer from its state, optimiser bytes and burnpack weights continues the
+//! run bit for bit; evaluation and gradient checkpointing do not change training.
+
+use burn::module::Module;
+use burn::tensor::Device;
+use ppo_core::{
+    CharMatchReward, KlConfig, KlEstimator, Metrics, OptimizerConfig, PpoConfig, PpoTrainer,
+    letters_task,
+};
+use ppo_models::{ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel};
+use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
+
+fn config() -> PpoConfig {
+    PpoConfig {
+        batch_size: 4,
+        group_size: 2,
+        ppo_epochs: 2,
+        mini_batch_size: 4,
+        gradient_accumulation_steps: 2,
+        clip_range: 0.2,
+        clip_range_value: 0.2,
+        entropy_coef: 0.01,
+        value_loss_coef: 0.5,
+        max_grad_norm: 1.0,
+        gamma: 1.0,
+        lam: 0.95,
+        whiten_advantages: true,
+        kl: KlConfig {
+            estimator: KlEstimator::K3,
+            coef: 0.05,
+            target: Some(0.5),
+            horizon: 1000.0,
+            in_loss: false,
+        },
+        sampling: SamplingConfig {
+            max_new_tokens: 5,
+            temperature: 0.9,
+            ..Default::default()
+        },
+        forward_batch_size: 3,
+        gradient_checkpointing: false,
+        missing_eos_penalty: Some(0.1),
+        score_clip: None,
+        normalize_score: true,
+        policy_optimizer: OptimizerConfig {
+            weight_decay: 0.01,
+            ..Default::default()
+        },
+        critic_optimizer: OptimizerConfig::default(),
+    }
+}
+
+fn trainer(config: PpoConfig) -> PpoTrainer {
+    let device = Device::flex();
+    let model_config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
+    let mut rng = Rng::new(11);
+    let policy = CausalLm::init(&model_config, &mut rng, &device);
+    let critic = ValueModel::from_backbone(policy.backbone(), &mut rng);
+    let schedule = |lr| {
+        Scheduler::new(ScheduleConfig {
+            learning_rate: lr,
+            min_lr: 1e-5,
+            warmup_steps: 3,
+            total_steps: 40,
+            kind: ScheduleKind::Cosine,
+        })
+        .unwrap()
+    };
+    PpoTrainer::new(config, policy, critic, schedule(2e-3), schedule(1e-3), rng).unwrap()
+}
+
+/// Metrics that are functions of the computation (timings excluded).
+fn deterministic(m: &Metrics) -> Vec<(String, u64)> {
+    m.0.iter()
+        .filter(|(k, _)| !k.starts_with("time/") && k != "tokens_per_second")
+        .map(|(k, v)| (k.clone(), v.to_bits()))
+        .collect()
+}
+
+fn step(t: &mut PpoTrainer, i: usize) -> Vec<(String, u64)> {
+    let batch = letters_task(4, 100 + i as u64);
+    let (_, m) = t
+        .step(&batch, &ByteTokenizer, &mut CharMatchReward::default())
+        .unwrap();
+    deterministic(&m)
+}
+
+#[test]
+fn restored_trainer_continues_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = trainer(config());
+    for i in 0..2 {
+        step(&mut a, i);
+    }
+    let state = a.state();
+    let (po, co) = a.optimizer_bytes().unwrap();
+    a.policy().clone().save_file(dir.path().join("p.bpk")).unwrap();
+    a.critic().clone().save_file(dir.path().join("c.bpk")).unwrap();
+    let expected: Vec<_> = (2..5).map(|i| step(&mut a, i)).collect();
+
+    // a new process: everything rebuilt from the seed, then overwritten from the files
+    let state: ppo_core::TrainerState =
+        serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    let mut b = trainer(config());
+    let policy = b
+        .policy()
+        .clone()
+        .try_load_file(dir.path().join("p.bpk"))
+        .unwrap();
+    let critic = b
+        .critic()
+        .clone()
+        .try_load_file(dir.path().join("c.bpk"))
+        .unwrap();
+    b.restore(state, policy, critic, &po, &co).unwrap();
+    let resumed: Vec<_> = (2..5).map(|i| step(&mut b, i)).collect();
+    assert_eq!(resumed, expected);
+}
+
+#[test]
+fn restore_without_optimizer_state_would_differ() {
+    // guards the test above: losing the AdamW moments must change the continuation
+    let mut a = trainer(config());
+    step(&mut a, 0);
+    let state = a.state();
+    let fresh = trainer(config());
+    let (po, co) = fresh.optimizer_bytes().unwrap();
+    let (policy, critic) = (a.policy().clone(), a.critic().clone());
+    let expected = step(&mut a, 1);
+    let mut b = trainer(config());
+    b.restore(state, policy, critic, &po, &co).unwrap();
+    assert_ne!(step(&mut b, 1), expected);
+}
+
+#[test]
+fn evaluation_reports_metrics_and_leaves_training_untouched() {
+    let mut a = trainer(config());
+    let mut b = trainer(config());
+    step(&mut a, 0);
+    step(&mut b, 0);
+    let eval_set = letters_task(5, 7);
+    let greedy = SamplingConfig {
+        greedy: true,
+        max_new_tokens: 5,
+        ..Default::default()
+    };
+    let out = a
+        .evaluate(
+            &eval_set,
+            &ByteTokenizer,
+            &mut CharMatchReward::default(),
+            &greedy,
+            &mut Rng::new(0),
+        )
+        .unwrap();
+    let m = &out.metrics;
+    for key in [
+        "eval_reward",
+        "eval_entropy",
+        "eval_response_length",
+        "eval_kl",
+        "eval_accuracy",
+    ] {
+        assert!(m.get(key).unwrap().is_finite(), "{key}");
+    }
+    assert!((0.0..=5.0).contains(&m.get("eval_response_length").unwrap()));
+    assert_eq!(out.samples.len(), 5);
+    // greedy evaluation is deterministic
+    let again = a
+        .evaluate(
+            &eval_set,
+            &ByteTokenizer,
+            &mut CharMatchReward::default(),
+            &greedy,
+            &mut Rng::new(99),
+        )
+        .unwrap();
+    assert_eq!(again.metrics, out.metrics);
+    // and it does not consume the trainer's random stream
+    assert_eq!(step(&mut a, 1), step(&mut b, 1));
+}
+
+#[test]
+fn gradient_checkpointing_gives_the_same_training() {
+    let mut plain = trainer(config());
+    let mut ckpt = trainer(PpoConfig {
+        gradient_checkpointing: true,
+        ..config()
+    });
+    let strategy = |t: &PpoTrainer| {
+        format!(
+            "{:?}",
+            t.policy().backbone().device().gradient_checkpointing_strategy()
+        )
+    };
+    assert_ne!(strategy(&plain), strategy(&ckpt), "{}", strategy(&ckpt));
+    for i in 0..2 {
+        let (x, y) = (step(&mut plain, i), step(&mut ckpt, i));
+        assert_eq!(strategy(&ckpt), "Some(Balanced)", "kept after optimiser steps");
+        for ((k, a), (_, b)) in x.iter().zip(&y) {
+            let (a, b) = (f64::from_bits(*a), f64::from_bits(*b));
+            assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{k}: {a} vs {b}");
+        }
+    }
+}
