@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod ci;
+pub mod clean;
+pub mod plot;
 pub mod tidy;
 
 /// Root of the Cargo workspace (the directory holding the top-level `Cargo.toml`).

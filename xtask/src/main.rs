@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use xtask::{ci, tidy, workspace_root};
+use xtask::{ci, clean, plot, tidy, workspace_root};
 
 const USAGE: &str = "\
 usage: cargo xtask <subcommand>
@@ -10,6 +10,12 @@ usage: cargo xtask <subcommand>
 subcommands:
   tidy    check crate layering against the allowed-edges table in ARCHITECTURE.md
   ci      run what .ci/run runs (fmt check, clippy, tidy, tests), stopping at the first failure
+  clean-checkpoints RUN_DIR --keep N [--keep-best] [--dry-run]
+          delete old checkpoints of a run, keeping the N newest complete ones, the latest
+          complete one and best/ (--keep-best: also best's source step); prints sizes freed
+  plot RUN_DIR [--out DIR]
+          draw RUN_DIR/logs/metrics.jsonl as training_metrics_detailed.png and
+          ppo_metrics_with_entropy.png in RUN_DIR (or DIR); prints the paths written
   help    print this message
 ";
 
@@ -19,11 +25,13 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["tidy"] => tidy::tidy(&workspace_root()).map(|s| ci::print_tidy_summary(&s)),
         ["ci"] => ci::run_ci(&workspace_root()),
+        ["clean-checkpoints", rest @ ..] => clean::main(rest),
+        ["plot", rest @ ..] => plot::main(rest),
         ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(())
         }
-        // Later: ["plot", ..], ["bench", ..], ["clean-checkpoints", ..].
+        // Later: ["bench", ..].
         [] => return usage_error("missing subcommand"),
         [cmd @ ("tidy" | "ci" | "help"), extra, ..] => {
             return usage_error(&format!("`{cmd}` takes no arguments (got `{extra}`)"));

@@ -114,6 +114,36 @@ pub fn write_atomic(
     result
 }
 
+/// Like [`write_atomic`], but replaces an existing `dest`: the new directory is completed
+/// first, then the old one is renamed aside, the new one renamed into place, and the old one
+/// removed. A crash leaves either the old or the new directory in place (or, between the two
+/// renames, the old one under a hidden `.{name}.old-{pid}` name).
+pub fn replace_atomic(
+    dest: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), CkptError>,
+) -> Result<Manifest, CkptError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staged = parent.join(format!(".{name}.new-{}", std::process::id()));
+    if staged.exists() {
+        fs_err::remove_dir_all(&staged)?;
+    }
+    let manifest = write_atomic(&staged, fill)?;
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if dest.exists() {
+        fs_err::rename(dest, &old)?;
+    }
+    fs_err::rename(&staged, dest)?;
+    fs_err::File::open(parent)?.sync_all()?;
+    if old.exists() {
+        fs_err::remove_dir_all(&old)?;
+    }
+    Ok(manifest)
+}
+
 /// Checks every file of the checkpoint at `dir` against its manifest.
 pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
     let damaged = |reason: String| CkptError::Damaged {
@@ -223,6 +253,22 @@ mod tests {
             err.contains("policy.bpk") && err.contains("damaged"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn replace_swaps_in_a_complete_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("best");
+        replace_atomic(&dir, |tmp| Ok(std::fs::write(tmp.join("a"), b"1")?)).unwrap();
+        replace_atomic(&dir, |tmp| Ok(std::fs::write(tmp.join("b"), b"2")?)).unwrap();
+        assert!(!dir.join("a").exists());
+        assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"2");
+        verify(&dir).unwrap();
+        // a failed fill leaves the old directory untouched
+        let failed = replace_atomic(&dir, |_| Err(CkptError::Io(std::io::Error::other("full"))));
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"2");
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
     }
 
     #[test]

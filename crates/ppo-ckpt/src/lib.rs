@@ -19,6 +19,18 @@
 
 mod atomic;
 mod manifest;
+mod retention;
+mod run_dir;
 
-pub use atomic::{CkptError, load_module, save_module, verify, write_atomic};
-pub use manifest::{FileEntry, Manifest, fnv1a64};
+pub use atomic::{CkptError, load_module, replace_atomic, save_module, verify, write_atomic};
+pub use manifest::{FileEntry, MANIFEST, Manifest, fnv1a64};
+pub use retention::{
+    Decision, DeleteReason, DeletedDir, KeepReason, PlanEntry, PlanKind, RetentionPlan,
+    RetentionReport, apply_retention, plan_retention,
+};
+pub use run_dir::{
+    BEST_DIR, CHECKPOINT_META, CHECKPOINTS_DIR, CheckpointEntry, CheckpointMeta, CheckpointStatus,
+    ResumeCandidate, StrayDir, StrayKind, best_checkpoint, checkpoint_entry, checkpoints_dir,
+    dir_size, latest_complete, list_checkpoints, list_stray_dirs, parse_step_dir_name, read_meta,
+    resume_candidate, step_dir_name, step_dirs, write_meta,
+};

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig};
 use ppo_models::{SamplingConfig, TransformerConfig};
-use ppo_sched::{ScheduleConfig, ScheduleKind};
+use ppo_sched::{PlateauConfig, PlateauMode, ScheduleConfig, ScheduleKind, ThresholdMode};
 use serde::{Deserialize, Serialize};
 
 /// The embedded default configuration (`configs/default.toml`).
@@ -20,11 +20,48 @@ pub struct RawConfig {
     pub device: String,
     pub max_steps: u64,
     pub log_every: u64,
+    pub plots: bool,
     pub model: TransformerConfig,
     pub data: RawData,
     pub reward: RawReward,
     pub training: RawTraining,
+    pub checkpoint: RawCheckpoint,
+    pub eval: RawEval,
+    pub tracking: RawTracking,
     pub generation: RawGeneration,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheckpoint {
+    pub save_every_n_steps: u64,
+    pub keep_last_n: usize,
+    pub save_best: bool,
+    pub save_epoch_exports: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEval {
+    pub eval_every_n_steps: u64,
+    pub eval_split: f64,
+    pub max_eval_samples: usize,
+    pub greedy: bool,
+    pub temperature: f64,
+    pub top_k: usize,
+    pub top_p: f64,
+    pub max_new_tokens: usize,
+    pub early_stopping_patience: u32,
+    pub early_stopping_threshold: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracking {
+    pub enabled: bool,
+    pub tracking_uri: String,
+    pub experiment_name: String,
+    pub run_name: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,13 +105,23 @@ pub struct RawTraining {
     pub score_clip: f64,
     pub normalize_score: bool,
     pub forward_batch_size: usize,
+    pub gradient_checkpointing: bool,
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_eps: f64,
     pub weight_decay: f64,
     pub lr_scheduler_type: String,
+    pub critic_lr_scheduler_type: String,
     pub warmup_steps: u64,
     pub min_lr: f64,
+    pub num_cycles: u32,
+    pub wsd_decay_fraction: f64,
+    pub plateau_metric: String,
+    pub plateau_mode: PlateauMode,
+    pub plateau_factor: f64,
+    pub plateau_patience: u32,
+    pub plateau_threshold: f64,
+    pub plateau_cooldown: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -94,6 +141,12 @@ pub struct Resolved {
     pub ppo: PpoConfig,
     pub policy_schedule: ScheduleConfig,
     pub critic_schedule: ScheduleConfig,
+    /// Sampling of evaluation passes.
+    pub eval_sampling: SamplingConfig,
+    /// Prompts used for training (the rest of `num_samples` is the eval split).
+    pub train_samples: usize,
+    /// Held-out prompts evaluated each time.
+    pub eval_samples: usize,
     /// PPO iterations to run.
     pub total_steps: u64,
     /// Iterations per pass over the prompts.
@@ -139,9 +192,19 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
 
 /// Default ⊕ file ⊕ overrides → validated config. Errors name the key.
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
-    let mut table: toml::Table = DEFAULT_TOML
+    load_over(DEFAULT_TOML, "embedded default config", file, sets)
+}
+
+/// `base` (TOML text, e.g. a checkpoint's config snapshot) ⊕ file ⊕ overrides.
+pub fn load_over(
+    base: &str,
+    base_name: &str,
+    file: Option<&Path>,
+    sets: &[String],
+) -> Result<Resolved> {
+    let mut table: toml::Table = base
         .parse()
-        .context("embedded default config is invalid")?;
+        .with_context(|| format!("{base_name} is not valid TOML"))?;
     if let Some(path) = file {
         let text = fs_err::read_to_string(path)?;
         let overlay: toml::Table = text
@@ -159,6 +222,50 @@ pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
     resolve(raw)
 }
 
+/// Dotted keys whose values differ between two configs, in file order.
+pub fn differing_keys(a: &RawConfig, b: &RawConfig) -> Vec<String> {
+    fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            v => out.push((prefix.to_string(), v.to_string())),
+        }
+    }
+    let flat = |c: &RawConfig| {
+        let mut out = Vec::new();
+        if let Ok(v) = toml::Value::try_from(c) {
+            flatten("", &v, &mut out);
+        }
+        out
+    };
+    let (fa, fb) = (flat(a), flat(b));
+    let mut keys: Vec<String> = fa
+        .iter()
+        .filter(|(k, v)| fb.iter().find(|(kb, _)| kb == k).map(|(_, vb)| vb) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.extend(
+        fb.iter()
+            .filter(|(k, _)| !fa.iter().any(|(ka, _)| ka == k))
+            .map(|(k, _)| k.clone()),
+    );
+    keys
+}
+
+/// Keys a resumed run may not change: the model shape, the seed (the frozen reference and the
+/// data order are rebuilt from it) and the data and its split.
+pub fn is_resume_locked(key: &str) -> bool {
+    key.starts_with("model.") || key == "seed" || key.starts_with("data.") || key == "eval.eval_split"
+}
+
 fn option_if_positive(v: f64) -> Option<f64> {
     (v > 0.0).then_some(v)
 }
@@ -173,10 +280,32 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
             raw.data.task
         );
     }
-    if raw.data.num_samples < t.batch_size {
+    if !(0.0..1.0).contains(&raw.eval.eval_split) {
         bail!(
-            "invalid config key `data.num_samples`: {} is fewer than training.batch_size ({})",
-            raw.data.num_samples,
+            "invalid config key `eval.eval_split`: {} must be in [0, 1)",
+            raw.eval.eval_split
+        );
+    }
+    let held_out = (raw.data.num_samples as f64 * raw.eval.eval_split).round() as usize;
+    let held_out = if raw.eval.eval_every_n_steps > 0 && raw.eval.eval_split > 0.0 {
+        held_out.max(1)
+    } else {
+        held_out
+    };
+    let train_samples = raw.data.num_samples - held_out.min(raw.data.num_samples);
+    let eval_samples = match raw.eval.max_eval_samples {
+        0 => held_out,
+        n => held_out.min(n),
+    };
+    if raw.eval.eval_every_n_steps > 0 && eval_samples == 0 {
+        bail!(
+            "invalid config key `eval.eval_split`: evaluation is on (eval.eval_every_n_steps = {}) but no prompt is held out",
+            raw.eval.eval_every_n_steps
+        );
+    }
+    if train_samples < t.batch_size {
+        bail!(
+            "invalid config key `data.num_samples`: {train_samples} training prompts (after the eval split) is fewer than training.batch_size ({})",
             t.batch_size
         );
     }
@@ -239,36 +368,101 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
     };
     ppo.validate()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
-    let steps_per_epoch = (raw.data.num_samples / t.batch_size) as u64;
+    let steps_per_epoch = (train_samples / t.batch_size) as u64;
     let mut total_steps = steps_per_epoch * t.num_epochs;
     if raw.max_steps > 0 {
         total_steps = total_steps.min(raw.max_steps);
     }
     let optimizer_steps_per_iteration =
         (t.ppo_epochs * ppo.rollout_size() / t.mini_batch_size) as u64;
-    let kind = match t.lr_scheduler_type.as_str() {
-        "constant" => ScheduleKind::Constant,
-        "linear" => ScheduleKind::Linear,
-        "cosine" => ScheduleKind::Cosine,
-        other => bail!(
-            "invalid config key `training.lr_scheduler_type`: unknown schedule {other:?} (constant, linear, cosine)"
-        ),
+    let kind = |name: &str, key: &str| -> Result<ScheduleKind> {
+        Ok(match name {
+            "constant" => ScheduleKind::Constant,
+            "linear" => ScheduleKind::Linear,
+            "cosine" => ScheduleKind::Cosine,
+            "cosine_with_restarts" => ScheduleKind::CosineWithRestarts {
+                num_cycles: t.num_cycles,
+            },
+            "wsd" => ScheduleKind::Wsd {
+                decay_fraction: t.wsd_decay_fraction,
+            },
+            "plateau" => ScheduleKind::Plateau(PlateauConfig {
+                mode: t.plateau_mode,
+                factor: t.plateau_factor,
+                patience: t.plateau_patience,
+                threshold: t.plateau_threshold,
+                threshold_mode: ThresholdMode::Rel,
+                cooldown: t.plateau_cooldown,
+            }),
+            other => bail!(
+                "invalid config key `training.{key}`: unknown schedule {other:?} \
+                 (constant, linear, cosine, cosine_with_restarts, wsd, plateau)"
+            ),
+        })
     };
-    let schedule = |lr: f64, key: &str| -> Result<ScheduleConfig> {
+    let policy_kind = kind(&t.lr_scheduler_type, "lr_scheduler_type")?;
+    let critic_kind = match t.critic_lr_scheduler_type.as_str() {
+        "same" => policy_kind.clone(),
+        name => kind(name, "critic_lr_scheduler_type")?,
+    };
+    let uses_plateau = [&policy_kind, &critic_kind]
+        .iter()
+        .any(|k| matches!(k, ScheduleKind::Plateau(_)));
+    if uses_plateau && t.plateau_metric.trim().is_empty() {
+        bail!("invalid config key `training.plateau_metric`: name the monitored metric");
+    }
+    if uses_plateau && t.plateau_metric.starts_with("eval_") && raw.eval.eval_every_n_steps == 0 {
+        bail!(
+            "invalid config key `training.plateau_metric`: {:?} is an evaluation metric but eval.eval_every_n_steps = 0",
+            t.plateau_metric
+        );
+    }
+    let schedule = |lr: f64, kind: ScheduleKind, key: &str| -> Result<ScheduleConfig> {
         let c = ScheduleConfig {
             learning_rate: lr,
             min_lr: t.min_lr.min(lr),
             warmup_steps: t.warmup_steps,
             total_steps: (total_steps * optimizer_steps_per_iteration).max(t.warmup_steps),
-            kind: kind.clone(),
+            kind,
         };
         c.validate()
             .map_err(|e| anyhow::anyhow!("invalid config key `training.{key}`: {e}"))?;
         Ok(c)
     };
+    let e = &raw.eval;
+    let eval_sampling = SamplingConfig {
+        temperature: e.temperature,
+        top_k: e.top_k,
+        top_p: e.top_p,
+        max_new_tokens: if e.max_new_tokens == 0 {
+            g.max_new_tokens
+        } else {
+            e.max_new_tokens
+        },
+        greedy: e.greedy,
+        use_cache: true,
+    };
+    if !e.greedy && !(e.temperature > 0.0 && e.temperature.is_finite()) {
+        bail!("invalid config key `eval.temperature`: {} must be > 0", e.temperature);
+    }
+    if !(e.top_p > 0.0 && e.top_p <= 1.0) {
+        bail!("invalid config key `eval.top_p`: {} must be in (0, 1]", e.top_p);
+    }
+    if !(e.early_stopping_threshold >= 0.0 && e.early_stopping_threshold.is_finite()) {
+        bail!(
+            "invalid config key `eval.early_stopping_threshold`: {} must be ≥ 0",
+            e.early_stopping_threshold
+        );
+    }
+    if raw.tracking.enabled && raw.tracking.experiment_name.trim().is_empty() {
+        bail!("invalid config key `tracking.experiment_name`: must not be empty");
+    }
     Ok(Resolved {
-        policy_schedule: schedule(t.learning_rate, "learning_rate")?,
-        critic_schedule: schedule(t.critic_learning_rate, "critic_learning_rate")?,
+        policy_schedule: schedule(t.learning_rate, policy_kind, "learning_rate")?,
+        critic_schedule: schedule(t.critic_learning_rate, critic_kind, "critic_learning_rate")?,
+        eval_sampling,
+        train_samples,
+        eval_samples,
         model: raw.model.clone(),
         ppo,
         total_steps,
@@ -310,6 +504,44 @@ mod tests {
         assert!(err(&["training.mini_batch_size=7"]).contains("training.mini_batch_size"));
         assert!(err(&["model.num_key_value_heads=3"]).contains("num_key_value_heads"));
         assert!(err(&["training.lr_scheduler_type=\"zigzag\""]).contains("lr_scheduler_type"));
+    }
+
+    #[test]
+    fn schedules_resolve_and_differing_keys_are_listed() {
+        for kind in ["cosine_with_restarts", "wsd", "plateau", "linear", "constant"] {
+            let r = load(None, &[format!("training.lr_scheduler_type=\"{kind}\"")]).unwrap();
+            assert_eq!(r.policy_schedule.kind.name(), kind);
+            assert_eq!(r.critic_schedule.kind.name(), kind);
+        }
+        let r = load(
+            None,
+            &[
+                "training.lr_scheduler_type=\"wsd\"".into(),
+                "training.critic_lr_scheduler_type=\"constant\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.critic_schedule.kind.name(), "constant");
+        assert!(err(&["training.plateau_factor=1.5", "training.lr_scheduler_type=\"plateau\""])
+            .contains("training.learning_rate"));
+        let a = load(None, &[]).unwrap().raw;
+        let b = load(None, &["model.hidden_size=32".into(), "seed=3".into(), "training.learning_rate=1e-4".into()])
+            .unwrap()
+            .raw;
+        let mut keys = differing_keys(&a, &b);
+        keys.sort();
+        assert_eq!(keys, ["model.hidden_size", "seed", "training.learning_rate"]);
+        let locked: Vec<_> = keys.iter().filter(|k| is_resume_locked(k)).collect();
+        assert_eq!(locked, ["model.hidden_size", "seed"]);
+    }
+
+    #[test]
+    fn eval_split_holds_prompts_out() {
+        let r = load(None, &["data.num_samples=100".into(), "eval.eval_split=0.1".into(), "training.batch_size=8".into(), "training.mini_batch_size=16".into()]).unwrap();
+        assert_eq!((r.train_samples, r.eval_samples, r.steps_per_epoch), (90, 10, 11));
+        assert!(err(&["eval.eval_split=0.0"]).contains("eval.eval_split"));
+        let r = load(None, &["eval.eval_split=0.0".into(), "eval.eval_every_n_steps=0".into()]).unwrap();
+        assert_eq!(r.eval_samples, 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `ppo-cli`: the thin binary that reads argv and config files and wires the ppo-rs crates.
 
+mod checkpoint;
 mod config;
 mod train;
 
@@ -43,9 +44,19 @@ pub struct TrainArgs {
     /// Run directory (default runs/<timestamp>).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
-    /// Allow writing into a non-empty output directory.
+    /// Allow a fresh run in a non-empty output directory (its previous checkpoints, exports
+    /// and metrics are deleted).
     #[arg(long)]
     pub overwrite: bool,
+    /// `auto`: continue from the newest complete checkpoint of --output-dir if there is one
+    /// (asking first when stdin is a terminal); `never`: always start fresh; or the path of a
+    /// checkpoint (`…/checkpoints/step_N`, `…/checkpoints/best`) or of a run directory.
+    #[arg(long, default_value = "auto", value_name = "auto|never|PATH")]
+    pub resume: String,
+    /// End this invocation after iteration N, saving a checkpoint. The schedule and the
+    /// evaluation plan stay those of the whole run, so resuming continues it exactly.
+    #[arg(long, value_name = "N")]
+    pub stop_after: Option<u64>,
 }
 
 fn main() {

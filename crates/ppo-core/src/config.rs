@@ -77,7 +77,6 @@ pub struct PpoConfig {
     /// KL penalty.
     pub kl: KlConfig,
     /// Sampling during rollouts.
-    #[serde(skip)]
     pub sampling: SamplingConfig,
     /// Rows per generation pass (rollouts and evaluation): bounds the KV cache and logits held
     /// at once. The old/ref log-prob and value passes run on the training micro-batches

@@ -94,4 +94,19 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
+    /// There was nothing to plot: no records, or none with a metric value.
+    #[error("no metrics to plot in {}", path.display())]
+    NoMetrics {
+        /// The metrics file read, or the output directory when records were passed in.
+        path: PathBuf,
+    },
+    /// Drawing, encoding or writing a plot image failed.
+    #[error("failed to write plot {}", path.display())]
+    WritePlot {
+        /// The image file (or output directory) being written.
+        path: PathBuf,
+        /// Underlying drawing, PNG or IO error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }

@@ -33,9 +33,11 @@ mod format;
 mod guard;
 mod init;
 mod metrics;
+mod plot;
 mod progress;
 mod record;
 mod shared_writer;
+mod tracking;
 
 pub use config::LogConfig;
 pub use error::LogError;
@@ -43,5 +45,11 @@ pub use format::{LineFormat, TIMESTAMP_FORMAT, level_label};
 pub use guard::LogGuard;
 pub use init::{init_tracing, log_file_name};
 pub use metrics::{MetricsWriter, read_metrics};
+pub use plot::{DETAILED_PLOT_FILE, PPO_PLOT_FILE, plot_metrics, plot_run, plot_run_into};
 pub use progress::{TrainProgress, format_summary};
 pub use record::{MetricsRecord, RESERVED_KEYS, RecordKind};
+pub use tracking::{
+    DEFAULT_EXPERIMENT_NAME, MAX_KEY_CHARS, MAX_PARAM_VALUE_CHARS, MAX_TAG_VALUE_CHARS,
+    MLFLOW_EXPERIMENT_NAME_ENV, MLFLOW_TRACKING_URI_ENV, Tracker, TrackingConfig, TrackingError,
+    TrackingSettings, TrackingSummary, flatten_params, resolve_tracking_settings,
+};

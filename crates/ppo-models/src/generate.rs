@@ -11,7 +11,7 @@ use crate::transformer::{CausalLm, KvCache};
 use crate::{Rng, left_pad};
 
 /// How tokens are drawn.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SamplingConfig {
     /// Logits are divided by this before softmax; must be positive unless `greedy`.
     pub temperature: f64,

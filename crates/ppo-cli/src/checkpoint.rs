@@ -1,0 +1,157 @@
+//! What a run writes to `OUTPUT_DIR/checkpoints/step_N/` (and `best/`, `epoch_N/`, `final/`)
+//! and how a run is put back from it.
+//!
+//! ```text
+//! step_N/
+//! ├── manifest.json          # size + FNV-1a 64 of every file (ppo-ckpt)
+//! ├── checkpoint.json        # step, epoch, eval_reward, time, version
+//! ├── policy/model.bpk       # weights (burnpack, parameter ids kept)
+//! ├── policy/config.json     # model shape
+//! ├── critic/model.bpk
+//! ├── optimizer/policy.bpk   # AdamW moments and step counts
+//! ├── optimizer/critic.bpk
+//! ├── training_state.json    # step, data position, schedules, KL controller, RNG, early stopping
+//! ├── metrics_history.jsonl  # every train/eval record up to step N
+//! └── config.toml            # the run's configuration snapshot
+//! ```
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ppo_ckpt::{CheckpointMeta, CkptError};
+use ppo_core::{DataOrder, EarlyStopping, PpoTrainer, TrainerState};
+use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
+use ppo_models::{CausalLm, TransformerConfig, ValueModel};
+use serde::{Deserialize, Serialize};
+
+/// Format version of `training_state.json`.
+const STATE_VERSION: u32 = 1;
+
+/// Everything of the loop that is not in the trainer or the weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Format version.
+    pub version: u32,
+    /// Iterations completed.
+    pub global_step: u64,
+    /// Position in the shuffled prompt order.
+    pub data_order: DataOrder,
+    /// Schedules, KL controller, score moments, RNG.
+    pub trainer: TrainerState,
+    /// Early-stopping counters and the best eval reward.
+    pub early_stopping: EarlyStopping,
+    /// Epoch exports written so far (`epoch_1` … `epoch_K`).
+    pub epochs_exported: u64,
+    /// Why the run stopped before `total_steps`, if it did.
+    pub stopped: Option<String>,
+}
+
+fn io_err(e: impl std::fmt::Display) -> CkptError {
+    CkptError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// Writes policy and critic weights (with the model shape) under `dir`.
+pub fn write_models(
+    dir: &Path,
+    trainer: &PpoTrainer,
+    model: &TransformerConfig,
+) -> Result<(), CkptError> {
+    let shape = serde_json::to_vec_pretty(model).map_err(io_err)?;
+    for name in ["policy", "critic"] {
+        fs_err::create_dir_all(dir.join(name))?;
+        fs_err::write(dir.join(name).join("config.json"), &shape)?;
+    }
+    ppo_ckpt::save_module(trainer.policy(), &dir.join("policy/model.bpk"))?;
+    ppo_ckpt::save_module(trainer.critic(), &dir.join("critic/model.bpk"))?;
+    Ok(())
+}
+
+/// Fills a checkpoint directory (called inside `write_atomic` / `replace_atomic`).
+pub fn fill_checkpoint(
+    dir: &Path,
+    trainer: &PpoTrainer,
+    model: &TransformerConfig,
+    state: &TrainingState,
+    meta: &CheckpointMeta,
+    history: &[MetricsRecord],
+    config_toml: &str,
+) -> Result<(), CkptError> {
+    write_models(dir, trainer, model)?;
+    let (policy_optim, critic_optim) = trainer.optimizer_bytes().map_err(io_err)?;
+    fs_err::create_dir_all(dir.join("optimizer"))?;
+    fs_err::write(dir.join("optimizer/policy.bpk"), policy_optim)?;
+    fs_err::write(dir.join("optimizer/critic.bpk"), critic_optim)?;
+    let json = serde_json::to_vec_pretty(state).map_err(io_err)?;
+    fs_err::write(dir.join("training_state.json"), json)?;
+    let mut writer =
+        MetricsWriter::create(dir.join("metrics_history.jsonl")).map_err(io_err)?;
+    for record in history {
+        writer.write(record).map_err(io_err)?;
+    }
+    fs_err::write(dir.join("config.toml"), config_toml)?;
+    ppo_ckpt::write_meta(dir, meta)?;
+    Ok(())
+}
+
+/// A checkpoint read back: the loop state, the metrics history and the config snapshot.
+pub struct Loaded {
+    /// Loop state.
+    pub state: TrainingState,
+    /// Train and eval records up to the checkpoint.
+    pub history: Vec<MetricsRecord>,
+    /// The configuration the run was started with.
+    pub config_toml: String,
+}
+
+/// Reads the non-tensor parts of the verified checkpoint at `dir`.
+pub fn read_checkpoint(dir: &Path) -> Result<Loaded> {
+    let state: TrainingState = serde_json::from_slice(&fs_err::read(
+        dir.join("training_state.json"),
+    )?)
+    .with_context(|| format!("{}/training_state.json is not valid", dir.display()))?;
+    if state.version != STATE_VERSION {
+        anyhow::bail!(
+            "{}/training_state.json has format version {}, this ppo-rs reads {STATE_VERSION}",
+            dir.display(),
+            state.version
+        );
+    }
+    let history = read_metrics(dir.join("metrics_history.jsonl"))?;
+    let config_toml = fs_err::read_to_string(dir.join("config.toml"))?;
+    Ok(Loaded {
+        state,
+        history,
+        config_toml,
+    })
+}
+
+/// Loads the checkpoint's weights and optimiser states into `trainer` (built fresh from the
+/// same configuration and seed) and restores its state.
+pub fn restore_trainer(dir: &Path, trainer: &mut PpoTrainer, state: TrainerState) -> Result<()> {
+    let policy: CausalLm =
+        ppo_ckpt::load_module(trainer.policy().clone(), &dir.join("policy/model.bpk"))?;
+    let critic: ValueModel =
+        ppo_ckpt::load_module(trainer.critic().clone(), &dir.join("critic/model.bpk"))?;
+    let policy_optim = fs_err::read(dir.join("optimizer/policy.bpk"))?;
+    let critic_optim = fs_err::read(dir.join("optimizer/critic.bpk"))?;
+    trainer
+        .restore(state, policy, critic, &policy_optim, &critic_optim)
+        .with_context(|| format!("failed to restore the trainer from {}", dir.display()))
+}
+
+/// New `TrainingState` at the start of a run.
+pub fn fresh_state(
+    data_order: DataOrder,
+    trainer: &PpoTrainer,
+    early_stopping: EarlyStopping,
+) -> TrainingState {
+    TrainingState {
+        version: STATE_VERSION,
+        global_step: 0,
+        data_order,
+        trainer: trainer.state(),
+        early_stopping,
+        epochs_exported: 0,
+        stopped: None,
+    }
+}

@@ -1,0 +1,284 @@
+//! `ppo-cli train` end to end on a tiny configuration: exact resume, damaged checkpoints,
+//! refused config changes, early stopping, retention, epoch exports, crash safety.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use ppo_log::{MetricsRecord, RecordKind, read_metrics};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ppo-cli");
+
+/// A tiny, fast run: 4 prompts × 2 samples per iteration, 4 iterations per epoch (18 training
+/// prompts, 2 held out), 3 epochs, evaluation and checkpoints every 2 iterations.
+fn tiny_args() -> Vec<String> {
+    [
+        "model.hidden_size=32",
+        "model.intermediate_size=64",
+        "model.num_hidden_layers=1",
+        "model.head_dim=8",
+        "data.num_samples=20",
+        "training.num_epochs=3",
+        "eval.eval_split=0.1",
+        "eval.eval_every_n_steps=2",
+        "training.batch_size=4",
+        "training.group_size=2",
+        "training.ppo_epochs=2",
+        "training.mini_batch_size=4",
+        "training.gradient_accumulation_steps=2",
+        "training.warmup_steps=2",
+        "generation.max_new_tokens=4",
+        "checkpoint.save_every_n_steps=2",
+        "checkpoint.keep_last_n=0",
+        "plots=false",
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect()
+}
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("train")
+        .arg("--output-dir")
+        .arg(out)
+        .args(tiny_args())
+        .args(extra)
+        .stdin(Stdio::null())
+        .env("NO_COLOR", "1");
+    cmd.output().expect("ppo-cli runs")
+}
+
+fn ok(out: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ppo-cli failed:\n{text}");
+    text
+}
+
+fn failed(out: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "ppo-cli should have failed:\n{text}");
+    text
+}
+
+/// Records with the values that are functions of the computation (no clocks, no memory).
+fn deterministic(records: &[MetricsRecord]) -> Vec<(RecordKind, u64, Vec<(String, u64)>)> {
+    records
+        .iter()
+        .map(|r| {
+            let values = r
+                .values
+                .iter()
+                .filter(|(k, _)| {
+                    !(k.starts_with("time/")
+                        || k == "tokens_per_second"
+                        || k.ends_with("memory_mib")
+                        || k == "memory_rss_mib")
+                })
+                .map(|(k, v)| (k.clone(), v.to_bits()))
+                .collect();
+            (r.kind, r.step, values)
+        })
+        .collect()
+}
+
+fn metrics(run: &Path) -> Vec<MetricsRecord> {
+    read_metrics(run.join("logs/metrics.jsonl")).unwrap()
+}
+
+fn step_dirs(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Bits of the final policy's logits on a probe sequence.
+fn final_logits(run: &Path) -> Vec<u32> {
+    let config: ppo_models::TransformerConfig =
+        serde_json::from_slice(&std::fs::read(run.join("final/policy/config.json")).unwrap())
+            .unwrap();
+    let device = burn::tensor::Device::flex();
+    let template = ppo_models::CausalLm::init(&config, &mut ppo_models::Rng::new(0), &device);
+    let policy = ppo_ckpt::load_module(template, &run.join("final/policy/model.bpk")).unwrap();
+    let probe = [256u32, 87, 114, 105, 116, 101];
+    ppo_models::to_f32_vec(policy.forward(&probe, &[true; 6], 1, None))
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+#[test]
+fn stopped_and_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    ok(train(&a, &["--max-steps", "8"]));
+    let text = ok(train(&b, &["--max-steps", "8", "--stop-after", "3"]));
+    assert!(text.contains("--stop-after"), "{text}");
+    assert_eq!(metrics(&b).iter().filter(|r| r.kind == RecordKind::Train).count(), 3);
+    assert!(!b.join("final").exists());
+    // the crash-leftover of an interrupted later save is ignored
+    std::fs::create_dir_all(b.join("checkpoints/.step_4.tmp-999999")).unwrap();
+    let text = ok(train(&b, &["--max-steps", "8"]));
+    assert!(text.contains("resuming"), "{text}");
+
+    let (ra, rb) = (metrics(&a), metrics(&b));
+    assert_eq!(ra.iter().filter(|r| r.kind == RecordKind::Train).count(), 8);
+    assert_eq!(ra.iter().filter(|r| r.kind == RecordKind::Eval).count(), 4);
+    assert_eq!(deterministic(&ra), deterministic(&rb));
+    // the final weights are identical too
+    assert_eq!(final_logits(&a), final_logits(&b));
+    // the uninterrupted run wrote the promised tree
+    for path in [
+        "training_config.json",
+        "training_config.toml",
+        "checkpoints/step_2/manifest.json",
+        "checkpoints/step_8/training_state.json",
+        "checkpoints/step_8/optimizer/policy.bpk",
+        "checkpoints/step_8/metrics_history.jsonl",
+        "checkpoints/best/checkpoint.json",
+        "epoch_1/policy/model.bpk",
+        "epoch_1/critic/model.bpk",
+        "epoch_1/config.toml",
+        "epoch_2/policy/model.bpk",
+        "final/policy/config.json",
+    ] {
+        assert!(a.join(path).exists(), "missing {path}");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("training_config.json")).unwrap()).unwrap();
+    assert_eq!(config["seed"], 42);
+    assert!(config["git_commit"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(config["config"]["training"]["batch_size"], 4);
+
+    // running again finds the finished run and does nothing
+    let text = ok(train(&a, &["--max-steps", "8"]));
+    assert!(text.contains("already complete"), "{text}");
+    assert_eq!(metrics(&a).len(), ra.len());
+}
+
+#[test]
+fn damaged_checkpoints_are_detected_and_the_previous_one_is_offered() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    ok(train(&run, &["--max-steps", "8", "--stop-after", "4"]));
+    let newest = run.join("checkpoints/step_4/policy/model.bpk");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&newest, bytes).unwrap();
+
+    let text = failed(train(
+        &run,
+        &["--resume", run.join("checkpoints/step_4").to_str().unwrap()],
+    ));
+    assert!(text.contains("damaged") && text.contains("policy/model.bpk"), "{text}");
+    assert!(text.contains("step_2"), "the previous good checkpoint is named: {text}");
+
+    let text = ok(train(&run, &["--max-steps", "8", "--stop-after", "5"]));
+    assert!(text.contains("damaged") && text.contains("step_2"), "{text}");
+    let train_steps: Vec<u64> = metrics(&run)
+        .iter()
+        .filter(|r| r.kind == RecordKind::Train)
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(train_steps, [1, 2, 3, 4, 5], "resumed from step 2 without duplicates");
+}
+
+#[test]
+fn resuming_with_another_model_shape_is_refused_naming_the_keys() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    ok(train(&run, &["--max-steps", "4", "--stop-after", "2"]));
+    let text = failed(train(&run, &["--set", "model.hidden_size=48", "--set", "seed=7"]));
+    assert!(
+        text.contains("`model.hidden_size`") && text.contains("`seed`"),
+        "{text}"
+    );
+    // a non-empty directory is never silently reused for a fresh run
+    let text = failed(train(&run, &["--resume", "never"]));
+    assert!(text.contains("not empty"), "{text}");
+    ok(train(&run, &["--resume", "never", "--overwrite", "--max-steps", "2"]));
+    assert_eq!(step_dirs(&run), ["best", "step_2"]);
+}
+
+#[test]
+fn early_stopping_keeps_the_best_model_and_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    let text = ok(train(
+        &run,
+        &[
+            "--max-steps",
+            "20",
+            "--set",
+            "eval.early_stopping_patience=2",
+            "--set",
+            "eval.early_stopping_threshold=100.0",
+            "--set",
+            "checkpoint.keep_last_n=1",
+        ],
+    ));
+    assert!(text.contains("early stopping at iteration 6"), "{text}");
+    let records = metrics(&run);
+    assert_eq!(records.iter().filter(|r| r.kind == RecordKind::Train).count(), 6);
+    // best = first evaluation (nothing can beat it by 100); keep_last_n = 1 keeps step_6 and
+    // the best's source step
+    let best: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoints/best/checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(best["step"], 2);
+    assert_eq!(step_dirs(&run), ["best", "step_2", "step_6"]);
+    assert!(run.join("final/policy/model.bpk").exists());
+}
+
+#[test]
+fn a_run_killed_at_any_moment_resumes_from_a_complete_checkpoint() {
+    let root = tempfile::tempdir().unwrap();
+    let run: PathBuf = root.path().join("run");
+    let args = [
+        "--max-steps",
+        "40",
+        "--set",
+        "checkpoint.save_every_n_steps=1",
+        "--set",
+        "training.num_epochs=10",
+        "--set",
+        "eval.early_stopping_patience=0",
+    ];
+    for delay_ms in [900u64, 1300, 1700] {
+        let mut child = Command::new(BIN)
+            .arg("train")
+            .arg("--output-dir")
+            .arg(&run)
+            .args(tiny_args())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if let Some(c) = ppo_ckpt::resume_candidate(&run).unwrap() {
+            assert!(c.newest.is_complete(), "{:?}", c.newest);
+        }
+    }
+    ok(train(&run, &args));
+    let steps: Vec<u64> = metrics(&run)
+        .iter()
+        .filter(|r| r.kind == RecordKind::Train)
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(steps, (1..=40).collect::<Vec<_>>());
+}
