@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub mod bench;
 pub mod ci;
 pub mod clean;
 pub mod plot;

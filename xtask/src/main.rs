@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use xtask::{ci, clean, plot, tidy, workspace_root};
+use xtask::{bench, ci, clean, plot, tidy, workspace_root};
 
 const USAGE: &str = "\
 usage: cargo xtask <subcommand>
@@ -16,6 +16,9 @@ subcommands:
   plot RUN_DIR [--out DIR]
           draw RUN_DIR/logs/metrics.jsonl as training_metrics_detailed.png and
           ppo_metrics_with_entropy.png in RUN_DIR (or DIR); prints the paths written
+  bench [--steps N] [--out DIR] [--config FILE] [--set KEY=VALUE]...
+          release build, N iterations (default 100) of the default config; reports time per
+          phase, tokens/s and resident memory, and fails if memory grows after iteration 10
   help    print this message
 ";
 
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             Ok(())
         }
-        // Later: ["bench", ..].
+        ["bench", rest @ ..] => bench::main(rest),
         [] => return usage_error("missing subcommand"),
         [cmd @ ("tidy" | "ci" | "help"), extra, ..] => {
             return usage_error(&format!("`{cmd}` takes no arguments (got `{extra}`)"));

@@ -83,8 +83,7 @@ pub fn fill_checkpoint(
     fs_err::write(dir.join("optimizer/critic.bpk"), critic_optim)?;
     let json = serde_json::to_vec_pretty(state).map_err(io_err)?;
     fs_err::write(dir.join("training_state.json"), json)?;
-    let mut writer =
-        MetricsWriter::create(dir.join("metrics_history.jsonl")).map_err(io_err)?;
+    let mut writer = MetricsWriter::create(dir.join("metrics_history.jsonl")).map_err(io_err)?;
     for record in history {
         writer.write(record).map_err(io_err)?;
     }
@@ -105,10 +104,9 @@ pub struct Loaded {
 
 /// Reads the non-tensor parts of the verified checkpoint at `dir`.
 pub fn read_checkpoint(dir: &Path) -> Result<Loaded> {
-    let state: TrainingState = serde_json::from_slice(&fs_err::read(
-        dir.join("training_state.json"),
-    )?)
-    .with_context(|| format!("{}/training_state.json is not valid", dir.display()))?;
+    let state: TrainingState =
+        serde_json::from_slice(&fs_err::read(dir.join("training_state.json"))?)
+            .with_context(|| format!("{}/training_state.json is not valid", dir.display()))?;
     if state.version != STATE_VERSION {
         anyhow::bail!(
             "{}/training_state.json has format version {}, this ppo-rs reads {STATE_VERSION}",

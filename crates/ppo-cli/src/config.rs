@@ -263,7 +263,10 @@ pub fn differing_keys(a: &RawConfig, b: &RawConfig) -> Vec<String> {
 /// Keys a resumed run may not change: the model shape, the seed (the frozen reference and the
 /// data order are rebuilt from it) and the data and its split.
 pub fn is_resume_locked(key: &str) -> bool {
-    key.starts_with("model.") || key == "seed" || key.starts_with("data.") || key == "eval.eval_split"
+    key.starts_with("model.")
+        || key == "seed"
+        || key.starts_with("data.")
+        || key == "eval.eval_split"
 }
 
 fn option_if_positive(v: f64) -> Option<f64> {
@@ -442,11 +445,18 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
         greedy: e.greedy,
         use_cache: true,
     };
-    if !e.greedy && !(e.temperature > 0.0 && e.temperature.is_finite()) {
-        bail!("invalid config key `eval.temperature`: {} must be > 0", e.temperature);
+    let temperature_ok = e.temperature > 0.0 && e.temperature.is_finite();
+    if !e.greedy && !temperature_ok {
+        bail!(
+            "invalid config key `eval.temperature`: {} must be > 0",
+            e.temperature
+        );
     }
     if !(e.top_p > 0.0 && e.top_p <= 1.0) {
-        bail!("invalid config key `eval.top_p`: {} must be in (0, 1]", e.top_p);
+        bail!(
+            "invalid config key `eval.top_p`: {} must be in (0, 1]",
+            e.top_p
+        );
     }
     if !(e.early_stopping_threshold >= 0.0 && e.early_stopping_threshold.is_finite()) {
         bail!(
@@ -508,7 +518,13 @@ mod tests {
 
     #[test]
     fn schedules_resolve_and_differing_keys_are_listed() {
-        for kind in ["cosine_with_restarts", "wsd", "plateau", "linear", "constant"] {
+        for kind in [
+            "cosine_with_restarts",
+            "wsd",
+            "plateau",
+            "linear",
+            "constant",
+        ] {
             let r = load(None, &[format!("training.lr_scheduler_type=\"{kind}\"")]).unwrap();
             assert_eq!(r.policy_schedule.kind.name(), kind);
             assert_eq!(r.critic_schedule.kind.name(), kind);
@@ -522,25 +538,59 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.critic_schedule.kind.name(), "constant");
-        assert!(err(&["training.plateau_factor=1.5", "training.lr_scheduler_type=\"plateau\""])
-            .contains("training.learning_rate"));
+        assert!(
+            err(&[
+                "training.plateau_factor=1.5",
+                "training.lr_scheduler_type=\"plateau\""
+            ])
+            .contains("training.learning_rate")
+        );
         let a = load(None, &[]).unwrap().raw;
-        let b = load(None, &["model.hidden_size=32".into(), "seed=3".into(), "training.learning_rate=1e-4".into()])
-            .unwrap()
-            .raw;
+        let b = load(
+            None,
+            &[
+                "model.hidden_size=32".into(),
+                "seed=3".into(),
+                "training.learning_rate=1e-4".into(),
+            ],
+        )
+        .unwrap()
+        .raw;
         let mut keys = differing_keys(&a, &b);
         keys.sort();
-        assert_eq!(keys, ["model.hidden_size", "seed", "training.learning_rate"]);
+        assert_eq!(
+            keys,
+            ["model.hidden_size", "seed", "training.learning_rate"]
+        );
         let locked: Vec<_> = keys.iter().filter(|k| is_resume_locked(k)).collect();
         assert_eq!(locked, ["model.hidden_size", "seed"]);
     }
 
     #[test]
     fn eval_split_holds_prompts_out() {
-        let r = load(None, &["data.num_samples=100".into(), "eval.eval_split=0.1".into(), "training.batch_size=8".into(), "training.mini_batch_size=16".into()]).unwrap();
-        assert_eq!((r.train_samples, r.eval_samples, r.steps_per_epoch), (90, 10, 11));
+        let r = load(
+            None,
+            &[
+                "data.num_samples=100".into(),
+                "eval.eval_split=0.1".into(),
+                "training.batch_size=8".into(),
+                "training.mini_batch_size=16".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (r.train_samples, r.eval_samples, r.steps_per_epoch),
+            (90, 10, 11)
+        );
         assert!(err(&["eval.eval_split=0.0"]).contains("eval.eval_split"));
-        let r = load(None, &["eval.eval_split=0.0".into(), "eval.eval_every_n_steps=0".into()]).unwrap();
+        let r = load(
+            None,
+            &[
+                "eval.eval_split=0.0".into(),
+                "eval.eval_every_n_steps=0".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(r.eval_samples, 0);
     }
 

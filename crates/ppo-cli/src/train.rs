@@ -159,9 +159,8 @@ fn holds_only_an_aborted_start(dir: &Path) -> Result<bool> {
             .unwrap_or_default();
         let ok = match name.as_str() {
             "logs" | "training_config.json" | "training_config.toml" => true,
-            "checkpoints" => fs_err::read_dir(&path)?.all(|e| {
-                e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))
-            }),
+            "checkpoints" => fs_err::read_dir(&path)?
+                .all(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))),
             _ => false,
         };
         if !ok {
@@ -213,10 +212,7 @@ fn plan_run(args: &TrainArgs) -> Result<RunPlan> {
                         for note in &notes {
                             eprintln!("warning: {note}");
                         }
-                        ask_yes_no(&format!(
-                            "found checkpoint {}, resume?",
-                            ckpt.display()
-                        ))?
+                        ask_yes_no(&format!("found checkpoint {}, resume?", ckpt.display()))?
                     } else {
                         true
                     };
@@ -245,7 +241,9 @@ fn plan_run(args: &TrainArgs) -> Result<RunPlan> {
                     let run = path.parent().and_then(Path::parent);
                     let fallback = run
                         .and_then(|r| ppo_ckpt::latest_complete(r).ok().flatten())
-                        .map(|e| format!("; the newest complete checkpoint is {}", e.path.display()))
+                        .map(|e| {
+                            format!("; the newest complete checkpoint is {}", e.path.display())
+                        })
                         .unwrap_or_default();
                     bail!("cannot resume: {err}{fallback}");
                 }
@@ -315,11 +313,10 @@ fn start_tracker(resolved: &Resolved, out: &Path) -> Option<Tracker> {
     if !t.enabled {
         return None;
     }
-    let settings = resolve_tracking_settings(
-        Some(&t.tracking_uri),
-        Some(&t.experiment_name),
-        |key| std::env::var(key).ok(),
-    )?;
+    let settings =
+        resolve_tracking_settings(Some(&t.tracking_uri), Some(&t.experiment_name), |key| {
+            std::env::var(key).ok()
+        })?;
     let mut config = TrackingConfig::new(settings.tracking_uri, settings.experiment_name);
     config.run_name = Some(if t.run_name.is_empty() {
         out.file_name()
@@ -363,7 +360,11 @@ struct Session {
     config_toml: String,
 }
 
-fn build_session(resolved: Resolved, out: PathBuf, loaded: Option<(PathBuf, Loaded)>) -> Result<Session> {
+fn build_session(
+    resolved: Resolved,
+    out: PathBuf,
+    loaded: Option<(PathBuf, Loaded)>,
+) -> Result<Session> {
     let device = parse_device(&resolved.raw.device)?;
     let tokenizer = ByteTokenizer;
     if resolved.model.vocab_size < tokenizer.vocab_size() {
@@ -563,15 +564,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let resolved =
                 config::load_over(&loaded.config_toml, &name, args.config.as_deref(), &sets)?;
             let changed = config::differing_keys(&original.raw, &resolved.raw);
-            let locked: Vec<&String> =
-                changed.iter().filter(|k| config::is_resume_locked(k)).collect();
+            let locked: Vec<&String> = changed
+                .iter()
+                .filter(|k| config::is_resume_locked(k))
+                .collect();
             if !locked.is_empty() {
                 bail!(
                     "cannot resume from {} with a different model or data: {} differ{} from the \
                      checkpoint's config (the frozen reference, the data split and the weights \
                      depend on them); start a new run instead",
                     dir.display(),
-                    locked.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                    locked
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     if locked.len() == 1 { "s" } else { "" }
                 );
             }
@@ -680,7 +687,11 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
             && let Some(value) = metrics.get(&plateau_metric)
             && s.trainer.observe_eval(value)
         {
-            info!(step, "{plateau_metric} plateaued: learning rate reduced to {:.3e}", s.trainer.learning_rates().0);
+            info!(
+                step,
+                "{plateau_metric} plateaued: learning rate reduced to {:.3e}",
+                s.trainer.learning_rates().0
+            );
         }
 
         // epoch end: the next batch would start a new pass over the prompts
@@ -704,7 +715,11 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
                 && let Some(value) = s.history.last().and_then(|r| r.get(&plateau_metric))
                 && s.trainer.observe_eval(value)
             {
-                info!(step, "{plateau_metric} plateaued: learning rate reduced to {:.3e}", s.trainer.learning_rates().0);
+                info!(
+                    step,
+                    "{plateau_metric} plateaued: learning rate reduced to {:.3e}",
+                    s.trainer.learning_rates().0
+                );
             }
             match s.state.early_stopping.observe(step, reward) {
                 StopDecision::Improved { previous } => {
@@ -779,7 +794,11 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
         match ppo_log::plot_run(&s.out) {
             Ok(paths) => info!(
                 "plots: {}",
-                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Err(err) => warn!("could not draw the plots: {err}"),
         }

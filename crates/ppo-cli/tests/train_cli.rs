@@ -68,8 +68,11 @@ fn failed(out: Output) -> String {
     text
 }
 
+/// A record's kind, step and the bits of its values.
+type RecordBits = (RecordKind, u64, Vec<(String, u64)>);
+
 /// Records with the values that are functions of the computation (no clocks, no memory).
-fn deterministic(records: &[MetricsRecord]) -> Vec<(RecordKind, u64, Vec<(String, u64)>)> {
+fn deterministic(records: &[MetricsRecord]) -> Vec<RecordBits> {
     records
         .iter()
         .map(|r| {
@@ -124,7 +127,13 @@ fn stopped_and_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
     ok(train(&a, &["--max-steps", "8"]));
     let text = ok(train(&b, &["--max-steps", "8", "--stop-after", "3"]));
     assert!(text.contains("--stop-after"), "{text}");
-    assert_eq!(metrics(&b).iter().filter(|r| r.kind == RecordKind::Train).count(), 3);
+    assert_eq!(
+        metrics(&b)
+            .iter()
+            .filter(|r| r.kind == RecordKind::Train)
+            .count(),
+        3
+    );
     assert!(!b.join("final").exists());
     // the crash-leftover of an interrupted later save is ignored
     std::fs::create_dir_all(b.join("checkpoints/.step_4.tmp-999999")).unwrap();
@@ -181,17 +190,30 @@ fn damaged_checkpoints_are_detected_and_the_previous_one_is_offered() {
         &run,
         &["--resume", run.join("checkpoints/step_4").to_str().unwrap()],
     ));
-    assert!(text.contains("damaged") && text.contains("policy/model.bpk"), "{text}");
-    assert!(text.contains("step_2"), "the previous good checkpoint is named: {text}");
+    assert!(
+        text.contains("damaged") && text.contains("policy/model.bpk"),
+        "{text}"
+    );
+    assert!(
+        text.contains("step_2"),
+        "the previous good checkpoint is named: {text}"
+    );
 
     let text = ok(train(&run, &["--max-steps", "8", "--stop-after", "5"]));
-    assert!(text.contains("damaged") && text.contains("step_2"), "{text}");
+    assert!(
+        text.contains("damaged") && text.contains("step_2"),
+        "{text}"
+    );
     let train_steps: Vec<u64> = metrics(&run)
         .iter()
         .filter(|r| r.kind == RecordKind::Train)
         .map(|r| r.step)
         .collect();
-    assert_eq!(train_steps, [1, 2, 3, 4, 5], "resumed from step 2 without duplicates");
+    assert_eq!(
+        train_steps,
+        [1, 2, 3, 4, 5],
+        "resumed from step 2 without duplicates"
+    );
 }
 
 #[test]
@@ -199,7 +221,10 @@ fn resuming_with_another_model_shape_is_refused_naming_the_keys() {
     let root = tempfile::tempdir().unwrap();
     let run = root.path().join("run");
     ok(train(&run, &["--max-steps", "4", "--stop-after", "2"]));
-    let text = failed(train(&run, &["--set", "model.hidden_size=48", "--set", "seed=7"]));
+    let text = failed(train(
+        &run,
+        &["--set", "model.hidden_size=48", "--set", "seed=7"],
+    ));
     assert!(
         text.contains("`model.hidden_size`") && text.contains("`seed`"),
         "{text}"
@@ -207,7 +232,10 @@ fn resuming_with_another_model_shape_is_refused_naming_the_keys() {
     // a non-empty directory is never silently reused for a fresh run
     let text = failed(train(&run, &["--resume", "never"]));
     assert!(text.contains("not empty"), "{text}");
-    ok(train(&run, &["--resume", "never", "--overwrite", "--max-steps", "2"]));
+    ok(train(
+        &run,
+        &["--resume", "never", "--overwrite", "--max-steps", "2"],
+    ));
     assert_eq!(step_dirs(&run), ["best", "step_2"]);
 }
 
@@ -230,12 +258,19 @@ fn early_stopping_keeps_the_best_model_and_says_why() {
     ));
     assert!(text.contains("early stopping at iteration 6"), "{text}");
     let records = metrics(&run);
-    assert_eq!(records.iter().filter(|r| r.kind == RecordKind::Train).count(), 6);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Train)
+            .count(),
+        6
+    );
     // best = first evaluation (nothing can beat it by 100); keep_last_n = 1 keeps step_6 and
     // the best's source step
-    let best: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("checkpoints/best/checkpoint.json")).unwrap())
-            .unwrap();
+    let best: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run.join("checkpoints/best/checkpoint.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(best["step"], 2);
     assert_eq!(step_dirs(&run), ["best", "step_2", "step_6"]);
     assert!(run.join("final/policy/model.bpk").exists());

@@ -94,8 +94,14 @@ fn restored_trainer_continues_bit_for_bit() {
     }
     let state = a.state();
     let (po, co) = a.optimizer_bytes().unwrap();
-    a.policy().clone().save_file(dir.path().join("p.bpk")).unwrap();
-    a.critic().clone().save_file(dir.path().join("c.bpk")).unwrap();
+    a.policy()
+        .clone()
+        .save_file(dir.path().join("p.bpk"))
+        .unwrap();
+    a.critic()
+        .clone()
+        .save_file(dir.path().join("c.bpk"))
+        .unwrap();
     let expected: Vec<_> = (2..5).map(|i| step(&mut a, i)).collect();
 
     // a new process: everything rebuilt from the seed, then overwritten from the files
@@ -190,13 +196,20 @@ fn gradient_checkpointing_gives_the_same_training() {
     let strategy = |t: &PpoTrainer| {
         format!(
             "{:?}",
-            t.policy().backbone().device().gradient_checkpointing_strategy()
+            t.policy()
+                .backbone()
+                .device()
+                .gradient_checkpointing_strategy()
         )
     };
     assert_ne!(strategy(&plain), strategy(&ckpt), "{}", strategy(&ckpt));
     for i in 0..2 {
         let (x, y) = (step(&mut plain, i), step(&mut ckpt, i));
-        assert_eq!(strategy(&ckpt), "Some(Balanced)", "kept after optimiser steps");
+        assert_eq!(
+            strategy(&ckpt),
+            "Some(Balanced)",
+            "kept after optimiser steps"
+        );
         for ((k, a), (_, b)) in x.iter().zip(&y) {
             let (a, b) = (f64::from_bits(*a), f64::from_bits(*b));
             assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{k}: {a} vs {b}");

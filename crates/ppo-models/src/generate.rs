@@ -189,9 +189,11 @@ impl Generation {
                 out.sequences.extend_from_slice(&seq[..gp]);
                 out.sequences.extend_from_slice(&seq[gp..]);
                 out.sequences.extend(std::iter::repeat_n(pad_id, r - gr));
-                out.attention_mask.extend(std::iter::repeat_n(false, p - gp));
+                out.attention_mask
+                    .extend(std::iter::repeat_n(false, p - gp));
                 out.attention_mask.extend_from_slice(attn);
-                out.attention_mask.extend(std::iter::repeat_n(false, r - gr));
+                out.attention_mask
+                    .extend(std::iter::repeat_n(false, r - gr));
                 out.response_mask
                     .extend_from_slice(&g.response_mask[row * gr..(row + 1) * gr]);
                 out.response_mask.extend(std::iter::repeat_n(false, r - gr));

@@ -462,7 +462,7 @@ impl Worker {
     }
 
     /// Calls `attempt` until it succeeds, `max_retries` retries are spent, or the next
-    /// backoff would pass `deadline`; sleeping is fine here, training is not waiting.
+    /// backoff would pass `deadline` (so the sleeps between attempts stay within it).
     fn retry_until(
         &mut self,
         deadline: Instant,
