@@ -422,14 +422,14 @@ fn build_session(
     let tracker = start_tracker(&resolved, &out);
     Ok(Session {
         config_toml: config_toml(&resolved)?,
+        reward: CharMatchReward {
+            partial_credit: resolved.raw.reward.partial_credit,
+        },
         resolved,
         out,
         trainer,
         train_set,
         eval_set,
-        reward: CharMatchReward {
-            partial_credit: 0.0,
-        },
         tokenizer,
         state,
         history,
@@ -612,7 +612,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         steps = resolved.total_steps, train_prompts = resolved.train_samples,
         eval_prompts = resolved.eval_samples, "PPO training");
     let mut session = build_session(resolved, out, loaded)?;
-    session.reward.partial_credit = session.resolved.raw.reward.partial_credit;
     info!(
         params = session.resolved.model.num_params(),
         "policy initialised; critic = policy backbone + value head; reference = frozen initial policy"

@@ -115,6 +115,41 @@ fn checkpointing(policy: CausalLm, critic: ValueModel, on: bool) -> (CausalLm, V
     (policy.map(&mut mapper), critic.map(&mut mapper))
 }
 
+/// What the reward source sees of each row.
+fn reward_inputs<'a>(
+    samples: &'a [PromptSample],
+    responses: &'a [String],
+    finished: &[bool],
+) -> Vec<RewardInput<'a>> {
+    samples
+        .iter()
+        .zip(responses)
+        .zip(finished)
+        .map(|((sample, response), &finished)| RewardInput {
+            prompt: &sample.prompt,
+            response,
+            reference: sample.reference.as_deref(),
+            finished,
+        })
+        .collect()
+}
+
+/// Scores from `reward`, checked: one finite score per input.
+fn checked_scores(
+    reward: &mut dyn Reward,
+    inputs: &[RewardInput<'_>],
+) -> Result<Vec<f64>, CoreError> {
+    let scores = reward.score(inputs)?;
+    if scores.len() != inputs.len() || scores.iter().any(|s| !s.is_finite()) {
+        return Err(CoreError::BadScores {
+            name: reward.name().into(),
+            got: scores.len(),
+            expected: inputs.len(),
+        });
+    }
+    Ok(scores)
+}
+
 /// Prompt token ids: BOS (when the tokenizer has one) then the encoded prompt.
 fn encode(tokenizer: &dyn Tokenizer, sample: &PromptSample) -> Vec<u32> {
     tokenizer
@@ -349,22 +384,8 @@ impl PpoTrainer {
         let responses: Vec<String> = (0..g.batch_size)
             .map(|r| tokenizer.decode(&g.response(r)))
             .collect();
-        let inputs: Vec<RewardInput<'_>> = (0..g.batch_size)
-            .map(|r| RewardInput {
-                prompt: &samples[r].prompt,
-                response: &responses[r],
-                reference: samples[r].reference.as_deref(),
-                finished: g.finished[r],
-            })
-            .collect();
-        let scores = reward.score(&inputs)?;
-        if scores.len() != g.batch_size || scores.iter().any(|s| !s.is_finite()) {
-            return Err(CoreError::BadScores {
-                name: reward.name().into(),
-                got: scores.len(),
-                expected: g.batch_size,
-            });
-        }
+        let inputs = reward_inputs(samples, &responses, &g.finished);
+        let scores = checked_scores(reward, &inputs)?;
         let correct: Vec<bool> = inputs.iter().filter_map(|i| reward.is_correct(i)).collect();
 
         let temperature = sampling.logprob_temperature();
@@ -451,22 +472,8 @@ impl PpoTrainer {
         let responses: Vec<String> = (0..n)
             .map(|r| tokenizer.decode(&generation.response(r)))
             .collect();
-        let inputs: Vec<RewardInput<'_>> = (0..n)
-            .map(|r| RewardInput {
-                prompt: &rows[r].prompt,
-                response: &responses[r],
-                reference: rows[r].reference.as_deref(),
-                finished: generation.finished[r],
-            })
-            .collect();
-        let scores = reward.score(&inputs)?;
-        if scores.len() != n || scores.iter().any(|s| !s.is_finite()) {
-            return Err(CoreError::BadScores {
-                name: reward.name().into(),
-                got: scores.len(),
-                expected: n,
-            });
-        }
+        let inputs = reward_inputs(&rows, &responses, &generation.finished);
+        let scores = checked_scores(reward, &inputs)?;
         let shaped_scores = self.shape_scores(&scores, &generation.finished);
 
         let mut first_epoch_order: Vec<usize> = (0..n).collect();
