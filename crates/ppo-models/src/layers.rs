@@ -7,12 +7,16 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::Rng;
 
 /// Tensor of `shape` with entries drawn from N(0, std²) by `rng` (backend independent).
+/// `std == 0` gives zeros without drawing (the skeleton a checkpoint loader overwrites).
 pub(crate) fn normal_tensor<const D: usize>(
     shape: [usize; D],
     std: f64,
     rng: &mut Rng,
     device: &Device,
 ) -> Tensor<D> {
+    if std == 0.0 {
+        return Tensor::zeros(shape, device);
+    }
     let n: usize = shape.iter().product();
     let values: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
     Tensor::from_data(TensorData::new(values, shape), device)

@@ -23,6 +23,7 @@
 mod config;
 mod error;
 mod generate;
+pub mod hf;
 mod layers;
 mod logprobs;
 mod mask;

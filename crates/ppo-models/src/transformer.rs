@@ -334,6 +334,14 @@ impl TransformerModel {
     }
 }
 
+/// `config` with a zero initialisation scale: init then draws nothing.
+fn zero_init(config: &TransformerConfig) -> TransformerConfig {
+    TransformerConfig {
+        initializer_range: 0.0,
+        ..config.clone()
+    }
+}
+
 /// Gives every parameter a fresh id, so a copied backbone has optimiser state of its own.
 struct FreshIds;
 
@@ -365,6 +373,14 @@ impl CausalLm {
             )
         });
         Self { model, lm_head }
+    }
+
+    /// Zero weights of the shape of `config`, made without random draws, for a checkpoint
+    /// loader to overwrite.
+    pub(crate) fn zeros(config: &TransformerConfig, device: &Device) -> Self {
+        let mut model = Self::init(&zero_init(config), &mut Rng::new(0), device);
+        model.model.config = config.clone();
+        model
     }
 
     /// The backbone.
@@ -413,6 +429,14 @@ impl ValueModel {
     pub fn init(config: &TransformerConfig, rng: &mut Rng, device: &Device) -> Self {
         let model = TransformerModel::init(config, rng, device);
         Self::from_backbone(&model, rng)
+    }
+
+    /// Zero weights of the shape of `config`, made without random draws, for a checkpoint
+    /// loader to overwrite.
+    pub(crate) fn zeros(config: &TransformerConfig, device: &Device) -> Self {
+        let mut model = Self::init(&zero_init(config), &mut Rng::new(0), device);
+        model.model.config = config.clone();
+        model
     }
 
     /// A copy of `backbone` (with parameter ids of its own) plus a fresh value head.

@@ -1,0 +1,101 @@
+//! Errors of the Hugging Face checkpoint loader; each names the file and the key or tensor.
+
+use std::path::PathBuf;
+
+use crate::ModelError;
+
+/// What can go wrong when reading a Hugging Face checkpoint directory.
+#[derive(Debug, thiserror::Error)]
+pub enum HfError {
+    /// A file could not be read.
+    #[error("failed to read {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file is not valid JSON.
+    #[error("failed to parse {path} as JSON")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A `config.json` key is missing, mistyped or names something we do not implement.
+    #[error("{path}: key `{key}`: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The resolved configuration does not describe a buildable model.
+    #[error("{path}: invalid model configuration")]
+    InvalidConfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause, naming the key.
+        #[source]
+        source: ModelError,
+    },
+    /// The directory holds neither `model.safetensors` nor `model.safetensors.index.json`.
+    #[error("no model.safetensors or model.safetensors.index.json in {dir}")]
+    NoWeights {
+        /// The checkpoint directory.
+        dir: PathBuf,
+    },
+    /// A safetensors file is malformed.
+    #[error("failed to parse safetensors file {path}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// The model needs a tensor the checkpoint does not have.
+    #[error("tensor `{tensor}` is missing from {path}")]
+    MissingTensor {
+        /// Hugging Face tensor name.
+        tensor: String,
+        /// The file that should hold it (a shard, or the index that does not list it).
+        path: PathBuf,
+    },
+    /// A tensor has a different shape than the configuration implies.
+    #[error("tensor `{tensor}` in {path} has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// Hugging Face tensor name.
+        tensor: String,
+        /// The file.
+        path: PathBuf,
+        /// Shape implied by `config.json`, in PyTorch's layout (`[out, in]` for Linear).
+        expected: Vec<usize>,
+        /// Shape stored in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor is stored in a dtype other than F32, BF16 or F16.
+    #[error("tensor `{tensor}` in {path} has dtype {dtype}; only F32, BF16 and F16 are supported")]
+    UnsupportedDtype {
+        /// Hugging Face tensor name.
+        tensor: String,
+        /// The file.
+        path: PathBuf,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// The checkpoint has a tensor the model has no parameter for (loading it silently would
+    /// change the function computed, e.g. an `o_proj.bias`).
+    #[error("tensor `{tensor}` in {path} has no parameter in the model")]
+    UnexpectedTensor {
+        /// Hugging Face tensor name.
+        tensor: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
