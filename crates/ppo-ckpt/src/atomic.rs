@@ -77,6 +77,17 @@ fn fsync_tree(dir: &Path) -> Result<(), CkptError> {
     Ok(())
 }
 
+/// `dest`'s parent and the hidden sibling `.{name}.{tag}-{pid}` used while writing it.
+fn hidden_sibling(dest: &Path, tag: &str) -> (PathBuf, PathBuf) {
+    let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sibling = parent.join(format!(".{name}.{tag}-{}", std::process::id()));
+    (parent, sibling)
+}
+
 /// Creates `dest` atomically: `fill` writes the files into a temporary directory, then the
 /// manifest is added, everything is fsynced and the directory is renamed to `dest`.
 /// Fails if `dest` exists. On error the temporary directory is removed.
@@ -87,13 +98,8 @@ pub fn write_atomic(
     if dest.exists() {
         return Err(CkptError::Exists(dest.to_path_buf()));
     }
-    let parent = dest.parent().unwrap_or(Path::new("."));
-    fs_err::create_dir_all(parent)?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let (parent, tmp) = hidden_sibling(dest, "tmp");
+    fs_err::create_dir_all(&parent)?;
     if tmp.exists() {
         fs_err::remove_dir_all(&tmp)?;
     }
@@ -105,7 +111,7 @@ pub fn write_atomic(
         fs_err::write(tmp.join(MANIFEST), json)?;
         fsync_tree(&tmp)?;
         fs_err::rename(&tmp, dest)?;
-        fs_err::File::open(parent)?.sync_all()?;
+        fs_err::File::open(&parent)?.sync_all()?;
         Ok(manifest)
     })();
     if result.is_err() {
@@ -122,22 +128,17 @@ pub fn replace_atomic(
     dest: &Path,
     fill: impl FnOnce(&Path) -> Result<(), CkptError>,
 ) -> Result<Manifest, CkptError> {
-    let parent = dest.parent().unwrap_or(Path::new("."));
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staged = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let (parent, staged) = hidden_sibling(dest, "new");
     if staged.exists() {
         fs_err::remove_dir_all(&staged)?;
     }
     let manifest = write_atomic(&staged, fill)?;
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let (_, old) = hidden_sibling(dest, "old");
     if dest.exists() {
         fs_err::rename(dest, &old)?;
     }
     fs_err::rename(&staged, dest)?;
-    fs_err::File::open(parent)?.sync_all()?;
+    fs_err::File::open(&parent)?.sync_all()?;
     if old.exists() {
         fs_err::remove_dir_all(&old)?;
     }

@@ -403,20 +403,17 @@ fn build_session(
             checkpoint::restore_trainer(&dir, &mut trainer, loaded.state.trainer.clone())?;
             state = loaded.state;
             history = loaded.history;
-            // The checkpoint's history is the truth: records written after it are dropped,
-            // and a lost or damaged metrics file is rebuilt.
-            let staged = metrics_path.with_extension("jsonl.resume");
-            if staged.exists() {
-                fs_err::remove_file(&staged)?;
+            // The checkpoint's history is the truth: the file is rewritten from it, so records
+            // written after the checkpoint are dropped and a lost or damaged file is rebuilt
+            // (a crash while rewriting loses nothing: the next resume rebuilds it again).
+            if metrics_path.exists() {
+                fs_err::remove_file(&metrics_path)?;
             }
-            let mut w = MetricsWriter::create(&staged)?;
+            let mut w = MetricsWriter::create(&metrics_path)?;
             for record in &history {
                 w.write(record)?;
             }
-            w.sync()?;
-            drop(w);
-            fs_err::rename(&staged, &metrics_path)?;
-            MetricsWriter::resume(&metrics_path, state.global_step)?
+            w
         }
     };
     let tracker = start_tracker(&resolved, &out);

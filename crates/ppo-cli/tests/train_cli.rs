@@ -48,24 +48,27 @@ fn train(out: &Path, extra: &[&str]) -> Output {
     cmd.output().expect("ppo-cli runs")
 }
 
-fn ok(out: Output) -> String {
+/// Stdout and stderr of `out`, which must have succeeded (`success`) or failed.
+fn expect(out: Output, success: bool) -> String {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "ppo-cli failed:\n{text}");
+    assert_eq!(
+        out.status.success(),
+        success,
+        "ppo-cli exit status:\n{text}"
+    );
     text
 }
 
+fn ok(out: Output) -> String {
+    expect(out, true)
+}
+
 fn failed(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "ppo-cli should have failed:\n{text}");
-    text
+    expect(out, false)
 }
 
 /// A record's kind, step and the bits of its values.

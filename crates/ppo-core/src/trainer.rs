@@ -347,8 +347,8 @@ impl PpoTrainer {
         self.kl = state.kl;
         self.score_moments = state.score_moments;
         self.rng = Rng::from_state(state.rng);
-        let device = self.policy.backbone().device();
-        let (policy, critic) = (policy.train().fork(&device), critic.train().fork(&device));
+        let device = &self.device;
+        let (policy, critic) = (policy.train().fork(device), critic.train().fork(device));
         (self.policy, self.critic) =
             checkpointing(policy, critic, self.config.gradient_checkpointing);
         Ok(())

@@ -10,21 +10,13 @@ use ppo_core::{
 use ppo_models::{ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel};
 use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
+mod common;
+
+/// The shared configuration with accumulation, an adaptive k3 KL, score shaping and weight
+/// decay switched on, so that every piece of restored state matters.
 fn config() -> PpoConfig {
     PpoConfig {
-        batch_size: 4,
-        group_size: 2,
-        ppo_epochs: 2,
-        mini_batch_size: 4,
         gradient_accumulation_steps: 2,
-        clip_range: 0.2,
-        clip_range_value: 0.2,
-        entropy_coef: 0.01,
-        value_loss_coef: 0.5,
-        max_grad_norm: 1.0,
-        gamma: 1.0,
-        lam: 0.95,
-        whiten_advantages: true,
         kl: KlConfig {
             estimator: KlEstimator::K3,
             coef: 0.05,
@@ -38,15 +30,14 @@ fn config() -> PpoConfig {
             ..Default::default()
         },
         forward_batch_size: 3,
-        gradient_checkpointing: false,
         missing_eos_penalty: Some(0.1),
-        score_clip: None,
         normalize_score: true,
         policy_optimizer: OptimizerConfig {
             weight_decay: 0.01,
             ..Default::default()
         },
         critic_optimizer: OptimizerConfig::default(),
+        ..common::config()
     }
 }
 

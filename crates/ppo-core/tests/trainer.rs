@@ -1,56 +1,15 @@
 //! PPO update properties: ratio 1 at the start, accumulation equivalence, learning.
 
 use burn::tensor::Device;
-use ppo_core::{
-    CharMatchReward, KlConfig, KlEstimator, OptimizerConfig, PpoConfig, PpoTrainer, letters_task,
-};
+use ppo_core::{CharMatchReward, KlConfig, KlEstimator, PpoConfig, PpoTrainer, letters_task};
 use ppo_models::{
     ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel, to_f32_vec,
 };
 use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
-fn config() -> PpoConfig {
-    PpoConfig {
-        batch_size: 4,
-        group_size: 2,
-        ppo_epochs: 2,
-        mini_batch_size: 4,
-        gradient_accumulation_steps: 1,
-        clip_range: 0.2,
-        clip_range_value: 0.2,
-        entropy_coef: 0.01,
-        value_loss_coef: 0.5,
-        max_grad_norm: 1.0,
-        gamma: 1.0,
-        lam: 0.95,
-        whiten_advantages: true,
-        kl: KlConfig {
-            estimator: KlEstimator::K1,
-            coef: 0.05,
-            target: None,
-            horizon: 10_000.0,
-            in_loss: false,
-        },
-        sampling: SamplingConfig {
-            max_new_tokens: 6,
-            temperature: 0.8,
-            ..Default::default()
-        },
-        forward_batch_size: 8,
-        gradient_checkpointing: false,
-        missing_eos_penalty: None,
-        score_clip: None,
-        normalize_score: false,
-        policy_optimizer: OptimizerConfig {
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-        critic_optimizer: OptimizerConfig {
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    }
-}
+mod common;
+
+use common::config;
 
 fn schedule(lr: f64) -> Scheduler {
     Scheduler::new(ScheduleConfig {
