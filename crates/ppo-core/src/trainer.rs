@@ -150,13 +150,9 @@ fn checked_scores(
     Ok(scores)
 }
 
-/// Prompt token ids: BOS (when the tokenizer has one) then the encoded prompt.
+/// Prompt token ids as the tokenizer renders them (BOS, chat template).
 fn encode(tokenizer: &dyn Tokenizer, sample: &PromptSample) -> Vec<u32> {
-    tokenizer
-        .bos_id()
-        .into_iter()
-        .chain(tokenizer.encode(&sample.prompt))
-        .collect()
+    tokenizer.encode_prompt(&sample.prompt)
 }
 
 /// Gathers `rows` of a row-major array with `width` columns.

@@ -17,6 +17,22 @@ pub trait Tokenizer: Send + Sync {
     fn pad_id(&self) -> u32;
     /// Beginning-of-sequence id, prepended to prompts when the tokenizer uses one.
     fn bos_id(&self) -> Option<u32>;
+    /// Token ids the policy sees for a user prompt: by default BOS (when there is one) then
+    /// the encoded text. Tokenizers with a chat template render it here.
+    fn encode_prompt(&self, prompt: &str) -> Vec<u32> {
+        self.bos_id()
+            .into_iter()
+            .chain(self.encode(prompt))
+            .collect()
+    }
+    /// Token ids a reward model sees for a (prompt, response) pair: by default the prompt as
+    /// [`Tokenizer::encode_prompt`] renders it followed by the encoded response. Tokenizers
+    /// with a chat template render the conversation (user turn, assistant turn) here.
+    fn encode_conversation(&self, prompt: &str, response: &str) -> Vec<u32> {
+        let mut ids = self.encode_prompt(prompt);
+        ids.extend(self.encode(response));
+        ids
+    }
 }
 
 /// Byte-level tokenizer: ids 0..=255 are bytes, then BOS, EOS, PAD.

@@ -1,0 +1,1 @@
+//! Prompt datasets from files (work in progress).

@@ -1,0 +1,1 @@
+//! Reward sources (work in progress).
