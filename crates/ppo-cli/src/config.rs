@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig};
+use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig, PromptSample};
 use ppo_models::{SamplingConfig, TransformerConfig};
 use ppo_sched::{PlateauConfig, PlateauMode, ScheduleConfig, ScheduleKind, ThresholdMode};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ pub struct RawConfig {
     pub max_steps: u64,
     pub log_every: u64,
     pub plots: bool,
-    pub model: TransformerConfig,
+    pub model: RawModel,
     pub data: RawData,
     pub reward: RawReward,
     pub training: RawTraining,
@@ -38,6 +38,8 @@ pub struct RawCheckpoint {
     pub keep_last_n: usize,
     pub save_best: bool,
     pub save_epoch_exports: bool,
+    /// Weight dtype of `epoch_N/` and `final/` exports: "float32" or "bfloat16".
+    pub export_dtype: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,17 +66,200 @@ pub struct RawTracking {
     pub run_name: String,
 }
 
+/// `[model]`: Hugging Face directories, prompt format, and the shape of the built-in model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table")]
+pub struct RawModel {
+    /// Hugging Face `…ForCausalLM` directory; "" = the built-in model of `shape`.
+    pub policy: String,
+    /// `…ForSequenceClassification` (or `…ForCausalLM`) directory; "" = `critic_init`.
+    pub critic: String,
+    /// Backbone of a fresh critic when `critic` is "": "policy" or "reward".
+    pub critic_init: String,
+    /// Reward model directory (`…ForSequenceClassification`, one label).
+    pub reward: String,
+    /// Render prompts with the tokenizer's chat template.
+    pub use_chat_template: bool,
+    /// System message of the chat template ("" = none).
+    pub system_prompt: String,
+    /// `enable_thinking` passed to the chat template (Qwen3); "" = not passed.
+    pub enable_thinking: String,
+    /// Shape of the built-in model (ignored when `policy` is set).
+    #[serde(flatten)]
+    pub shape: TransformerConfig,
+}
+
+impl TryFrom<toml::Table> for RawModel {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let mut take = |key: &str| table.remove(key);
+        let string = |key: &str, v: Option<toml::Value>| -> Result<String, String> {
+            match v {
+                None => Ok(String::new()),
+                Some(toml::Value::String(s)) => Ok(s),
+                Some(other) => Err(format!(
+                    "model.{key}: expected a string, found {}",
+                    other.type_str()
+                )),
+            }
+        };
+        let policy = string("policy", take("policy"))?;
+        let critic = string("critic", take("critic"))?;
+        let critic_init = string("critic_init", take("critic_init"))?;
+        let reward = string("reward", take("reward"))?;
+        let use_chat_template = match take("use_chat_template") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(other) => {
+                return Err(format!(
+                    "model.use_chat_template: expected true or false, found {}",
+                    other.type_str()
+                ));
+            }
+        };
+        let system_prompt = string("system_prompt", take("system_prompt"))?;
+        let enable_thinking = match take("enable_thinking") {
+            None => String::new(),
+            Some(toml::Value::Boolean(b)) => b.to_string(),
+            Some(toml::Value::String(s)) => s,
+            Some(other) => {
+                return Err(format!(
+                    "model.enable_thinking: expected true, false or \"\", found {}",
+                    other.type_str()
+                ));
+            }
+        };
+        let shape: TransformerConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[model] {}", e.message()))?;
+        Ok(Self {
+            policy,
+            critic,
+            critic_init: if critic_init.is_empty() {
+                "policy".into()
+            } else {
+                critic_init
+            },
+            reward,
+            use_chat_template,
+            system_prompt,
+            enable_thinking,
+            shape,
+        })
+    }
+}
+
+/// `[data]`: the built-in task or prompt files.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawData {
+    /// "letters" (built-in) or "files" (`sources`).
     pub task: String,
+    /// Prompts of the built-in task.
     pub num_samples: usize,
+    /// Files of the "files" task, mixed in order before the shuffle.
+    #[serde(default)]
+    pub sources: Vec<ppo_data::DataSource>,
+    /// Keep at most this many prompts after the shuffle (0 = all).
+    #[serde(default)]
+    pub max_samples: usize,
+    /// Shuffle the prompts (seeded) before `max_samples` and the eval split.
+    #[serde(default = "yes")]
+    pub shuffle: bool,
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn default_timeout() -> f64 {
+    30.0
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+/// `[reward]`: the sources combined by weight.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReward {
+    /// char_match: credit for another lowercase letter.
     pub partial_credit: f64,
+    /// Reward sources; the score is Σ weight × source score.
+    pub sources: Vec<RawRewardSource>,
+}
+
+/// One `[[reward.sources]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawRewardSource {
+    /// The built-in letters reward.
+    CharMatch {
+        #[serde(default = "one")]
+        weight: f64,
+    },
+    /// GSM8K: final number of the response vs the number after `####` in the reference.
+    Gsm8k {
+        #[serde(default = "one")]
+        weight: f64,
+    },
+    /// Trimmed response equals the trimmed reference.
+    ExactMatch {
+        #[serde(default = "one")]
+        weight: f64,
+        #[serde(default)]
+        case_insensitive: bool,
+    },
+    /// The last match of `pattern` (group 1, or the whole match) equals the reference.
+    Regex {
+        #[serde(default = "one")]
+        weight: f64,
+        pattern: String,
+    },
+    /// The reward model of `model.reward`, scored at the last real token.
+    Model {
+        #[serde(default = "one")]
+        weight: f64,
+        /// Rows per forward pass (0 = training.forward_batch_size).
+        #[serde(default)]
+        batch_size: usize,
+        /// Longest input in tokens, keeping the end (0 = the model's max_position_embeddings).
+        #[serde(default)]
+        max_length: usize,
+    },
+    /// POST {prompts, responses, references} to `url`, read {scores}.
+    Remote {
+        #[serde(default = "one")]
+        weight: f64,
+        url: String,
+        #[serde(default = "default_timeout")]
+        timeout_secs: f64,
+        #[serde(default = "default_retries")]
+        max_retries: u32,
+        /// Environment variable holding a bearer token ("" = none).
+        #[serde(default)]
+        token_env: String,
+    },
+}
+
+impl RawRewardSource {
+    /// The source's weight.
+    pub fn weight(&self) -> f64 {
+        match self {
+            Self::CharMatch { weight }
+            | Self::Gsm8k { weight }
+            | Self::ExactMatch { weight, .. }
+            | Self::Regex { weight, .. }
+            | Self::Model { weight, .. }
+            | Self::Remote { weight, .. } => *weight,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -147,6 +332,9 @@ pub struct Resolved {
     pub train_samples: usize,
     /// Held-out prompts evaluated each time.
     pub eval_samples: usize,
+    /// All prompts in training order: `train_samples` for training, then the held-out ones.
+    #[serde(skip)]
+    pub prompts: Vec<PromptSample>,
     /// PPO iterations to run.
     pub total_steps: u64,
     /// Iterations per pass over the prompts.
@@ -190,21 +378,41 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
     Ok(())
 }
 
-/// Default ⊕ file ⊕ overrides → validated config. Errors name the key.
+/// Default ⊕ file ⊕ overrides → validated config, with its prompts loaded. Errors name the key.
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
-    load_over(DEFAULT_TOML, "embedded default config", file, sets)
+    let raw = load_raw(None, file, sets)?;
+    let prompts = crate::data::load_prompts(&raw)?;
+    resolve(raw, prompts)
 }
 
-/// `base` (TOML text, e.g. a checkpoint's config snapshot) ⊕ file ⊕ overrides.
+/// `base` (TOML text, e.g. a checkpoint's config snapshot) ⊕ file ⊕ overrides, resolved.
 pub fn load_over(
     base: &str,
     base_name: &str,
     file: Option<&Path>,
     sets: &[String],
 ) -> Result<Resolved> {
-    let mut table: toml::Table = base
+    let raw = load_raw(Some((base, base_name)), file, sets)?;
+    let prompts = crate::data::load_prompts(&raw)?;
+    resolve(raw, prompts)
+}
+
+/// The embedded default ⊕ `base` ⊕ file ⊕ overrides, as written (not validated). Keys added
+/// to ppo-rs after `base` was written take their default.
+pub fn load_raw(
+    base: Option<(&str, &str)>,
+    file: Option<&Path>,
+    sets: &[String],
+) -> Result<RawConfig> {
+    let mut table: toml::Table = DEFAULT_TOML
         .parse()
-        .with_context(|| format!("{base_name} is not valid TOML"))?;
+        .context("embedded default config is not valid TOML")?;
+    if let Some((text, name)) = base {
+        let overlay: toml::Table = text
+            .parse()
+            .with_context(|| format!("{name} is not valid TOML"))?;
+        merge(&mut table, overlay);
+    }
     if let Some(path) = file {
         let text = fs_err::read_to_string(path)?;
         let overlay: toml::Table = text
@@ -217,9 +425,7 @@ pub fn load_over(
     }
     // Re-read as text so that a type error points at the offending `key = value` line.
     let merged = toml::to_string(&table).context("failed to merge configuration")?;
-    let raw: RawConfig =
-        toml::from_str(&merged).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    resolve(raw)
+    toml::from_str(&merged).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 
 /// Dotted keys whose values differ between two configs, in file order.
@@ -273,44 +479,83 @@ fn option_if_positive(v: f64) -> Option<f64> {
     (v > 0.0).then_some(v)
 }
 
-/// Turns the raw file into library configs, checking every range once.
-pub fn resolve(raw: RawConfig) -> Result<Resolved> {
-    let t = &raw.training;
-    raw.model.validate().context("invalid [model] section")?;
-    if raw.data.task != "letters" {
+/// The policy's shape: from the Hugging Face `config.json` of `model.policy`, or the built-in
+/// shape keys of `[model]`.
+pub fn model_config(raw: &RawConfig) -> Result<TransformerConfig> {
+    let m = &raw.model;
+    if m.policy.is_empty() {
+        m.shape.validate().context("invalid [model] section")?;
+        return Ok(m.shape.clone());
+    }
+    let config = ppo_models::hf::load_config(&m.policy).with_context(|| {
+        format!(
+            "invalid config key `model.policy`: cannot use {:?}",
+            m.policy
+        )
+    })?;
+    config
+        .validate()
+        .with_context(|| format!("{}/config.json", m.policy))?;
+    Ok(config)
+}
+
+/// Checks the keys that pick models and rewards (paths are opened later).
+fn check_sources(raw: &RawConfig) -> Result<()> {
+    let m = &raw.model;
+    if !matches!(m.critic_init.as_str(), "policy" | "reward") {
         bail!(
-            "invalid config key `data.task`: unknown task {:?} (available: \"letters\")",
-            raw.data.task
+            "invalid config key `model.critic_init`: {:?} (expected \"policy\" or \"reward\")",
+            m.critic_init
         );
     }
-    if !(0.0..1.0).contains(&raw.eval.eval_split) {
+    if m.critic.is_empty() && m.critic_init == "reward" && m.reward.is_empty() {
+        bail!("invalid config key `model.critic_init`: \"reward\" needs `model.reward`");
+    }
+    if !matches!(m.enable_thinking.as_str(), "" | "true" | "false") {
         bail!(
-            "invalid config key `eval.eval_split`: {} must be in [0, 1)",
-            raw.eval.eval_split
+            "invalid config key `model.enable_thinking`: {:?} (expected true, false or \"\")",
+            m.enable_thinking
         );
     }
-    let held_out = (raw.data.num_samples as f64 * raw.eval.eval_split).round() as usize;
-    let held_out = if raw.eval.eval_every_n_steps > 0 && raw.eval.eval_split > 0.0 {
-        held_out.max(1)
-    } else {
-        held_out
-    };
-    let train_samples = raw.data.num_samples - held_out.min(raw.data.num_samples);
-    let eval_samples = match raw.eval.max_eval_samples {
-        0 => held_out,
-        n => held_out.min(n),
-    };
-    if raw.eval.eval_every_n_steps > 0 && eval_samples == 0 {
+    if (m.use_chat_template || !m.system_prompt.is_empty()) && m.policy.is_empty() {
         bail!(
-            "invalid config key `eval.eval_split`: evaluation is on (eval.eval_every_n_steps = {}) but no prompt is held out",
-            raw.eval.eval_every_n_steps
+            "invalid config key `model.use_chat_template`: the built-in byte tokenizer has no chat template (set `model.policy`)"
         );
     }
-    if train_samples < t.batch_size {
+    if !matches!(raw.checkpoint.export_dtype.as_str(), "float32" | "bfloat16") {
         bail!(
-            "invalid config key `data.num_samples`: {train_samples} training prompts (after the eval split) is fewer than training.batch_size ({})",
-            t.batch_size
+            "invalid config key `checkpoint.export_dtype`: {:?} (expected \"float32\" or \"bfloat16\")",
+            raw.checkpoint.export_dtype
         );
+    }
+    if raw.reward.sources.is_empty() {
+        bail!("invalid config key `reward.sources`: name at least one reward source");
+    }
+    for (i, source) in raw.reward.sources.iter().enumerate() {
+        let w = source.weight();
+        if !w.is_finite() {
+            bail!("invalid config key `reward.sources[{i}].weight`: {w} is not finite");
+        }
+        match source {
+            RawRewardSource::Model { .. } if m.reward.is_empty() => bail!(
+                "invalid config key `reward.sources[{i}]`: type \"model\" needs `model.reward` (a reward model directory)"
+            ),
+            RawRewardSource::Remote {
+                url, timeout_secs, ..
+            } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!(
+                        "invalid config key `reward.sources[{i}].url`: {url:?} is not an http(s) URL"
+                    );
+                }
+                if !(*timeout_secs > 0.0 && timeout_secs.is_finite()) {
+                    bail!(
+                        "invalid config key `reward.sources[{i}].timeout_secs`: {timeout_secs} must be > 0"
+                    );
+                }
+            }
+            _ => {}
+        }
     }
     if !(0.0..=1.0).contains(&raw.reward.partial_credit) {
         bail!(
@@ -318,9 +563,12 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
             raw.reward.partial_credit
         );
     }
-    if t.num_epochs == 0 {
-        bail!("invalid config key `training.num_epochs`: must be at least 1");
-    }
+    Ok(())
+}
+
+/// PPO settings of `[training]` and `[generation]`.
+pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
+    let t = &raw.training;
     let g = &raw.generation;
     let ppo = PpoConfig {
         batch_size: t.batch_size,
@@ -371,6 +619,87 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
     };
     ppo.validate()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
+    Ok(ppo)
+}
+
+/// Sampling of evaluation passes (`[eval]`).
+pub fn eval_sampling(raw: &RawConfig) -> Result<SamplingConfig> {
+    let g = &raw.generation;
+    let e = &raw.eval;
+    let eval_sampling = SamplingConfig {
+        temperature: e.temperature,
+        top_k: e.top_k,
+        top_p: e.top_p,
+        max_new_tokens: if e.max_new_tokens == 0 {
+            g.max_new_tokens
+        } else {
+            e.max_new_tokens
+        },
+        greedy: e.greedy,
+        use_cache: true,
+    };
+    let temperature_ok = e.temperature > 0.0 && e.temperature.is_finite();
+    if !e.greedy && !temperature_ok {
+        bail!(
+            "invalid config key `eval.temperature`: {} must be > 0",
+            e.temperature
+        );
+    }
+    if !(e.top_p > 0.0 && e.top_p <= 1.0) {
+        bail!(
+            "invalid config key `eval.top_p`: {} must be in (0, 1]",
+            e.top_p
+        );
+    }
+    if !(e.early_stopping_threshold >= 0.0 && e.early_stopping_threshold.is_finite()) {
+        bail!(
+            "invalid config key `eval.early_stopping_threshold`: {} must be ≥ 0",
+            e.early_stopping_threshold
+        );
+    }
+    Ok(eval_sampling)
+}
+
+/// Turns the raw file and its loaded prompts into library configs, checking every range once.
+pub fn resolve(raw: RawConfig, prompts: Vec<PromptSample>) -> Result<Resolved> {
+    let t = &raw.training;
+    let model = model_config(&raw)?;
+    check_sources(&raw)?;
+    if !(0.0..1.0).contains(&raw.eval.eval_split) {
+        bail!(
+            "invalid config key `eval.eval_split`: {} must be in [0, 1)",
+            raw.eval.eval_split
+        );
+    }
+    let n_prompts = prompts.len();
+    let held_out = (n_prompts as f64 * raw.eval.eval_split).round() as usize;
+    let held_out = if raw.eval.eval_every_n_steps > 0 && raw.eval.eval_split > 0.0 {
+        held_out.max(1)
+    } else {
+        held_out
+    };
+    let train_samples = n_prompts - held_out.min(n_prompts);
+    let eval_samples = match raw.eval.max_eval_samples {
+        0 => held_out,
+        n => held_out.min(n),
+    };
+    if raw.eval.eval_every_n_steps > 0 && eval_samples == 0 {
+        bail!(
+            "invalid config key `eval.eval_split`: evaluation is on (eval.eval_every_n_steps = {}) but no prompt is held out",
+            raw.eval.eval_every_n_steps
+        );
+    }
+    if train_samples < t.batch_size {
+        bail!(
+            "invalid config key `training.batch_size`: {train_samples} training prompts (of {n_prompts}, after the eval split) is fewer than training.batch_size ({})",
+            t.batch_size
+        );
+    }
+    if t.num_epochs == 0 {
+        bail!("invalid config key `training.num_epochs`: must be at least 1");
+    }
+    let ppo = ppo_config(&raw)?;
+    let eval_sampling = eval_sampling(&raw)?;
     let steps_per_epoch = (train_samples / t.batch_size) as u64;
     let mut total_steps = steps_per_epoch * t.num_epochs;
     if raw.max_steps > 0 {
@@ -432,38 +761,6 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
             .map_err(|e| anyhow::anyhow!("invalid config key `training.{key}`: {e}"))?;
         Ok(c)
     };
-    let e = &raw.eval;
-    let eval_sampling = SamplingConfig {
-        temperature: e.temperature,
-        top_k: e.top_k,
-        top_p: e.top_p,
-        max_new_tokens: if e.max_new_tokens == 0 {
-            g.max_new_tokens
-        } else {
-            e.max_new_tokens
-        },
-        greedy: e.greedy,
-        use_cache: true,
-    };
-    let temperature_ok = e.temperature > 0.0 && e.temperature.is_finite();
-    if !e.greedy && !temperature_ok {
-        bail!(
-            "invalid config key `eval.temperature`: {} must be > 0",
-            e.temperature
-        );
-    }
-    if !(e.top_p > 0.0 && e.top_p <= 1.0) {
-        bail!(
-            "invalid config key `eval.top_p`: {} must be in (0, 1]",
-            e.top_p
-        );
-    }
-    if !(e.early_stopping_threshold >= 0.0 && e.early_stopping_threshold.is_finite()) {
-        bail!(
-            "invalid config key `eval.early_stopping_threshold`: {} must be ≥ 0",
-            e.early_stopping_threshold
-        );
-    }
     if raw.tracking.enabled && raw.tracking.experiment_name.trim().is_empty() {
         bail!("invalid config key `tracking.experiment_name`: must not be empty");
     }
@@ -473,7 +770,8 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
         eval_sampling,
         train_samples,
         eval_samples,
-        model: raw.model.clone(),
+        prompts,
+        model,
         ppo,
         total_steps,
         steps_per_epoch,

@@ -2,6 +2,11 @@
 
 mod checkpoint;
 mod config;
+mod data;
+mod eval;
+mod export;
+mod generate;
+mod models;
 mod train;
 
 use std::path::PathBuf;
@@ -21,6 +26,12 @@ struct Cli {
 enum Command {
     /// Train with PPO (with no arguments: the embedded demo on CPU).
     Train(TrainArgs),
+    /// Generate a completion from a Hugging Face model directory or a checkpoint.
+    Generate(generate::GenerateArgs),
+    /// Evaluate a checkpoint on a prompt file (eval_reward, eval_accuracy, eval_kl, …).
+    Eval(eval::EvalArgs),
+    /// Export a checkpoint's policy and critic in Hugging Face format.
+    Export(export::ExportArgs),
 }
 
 /// Options of `train`.
@@ -63,6 +74,9 @@ fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -9,20 +9,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use ppo_ckpt::{BEST_DIR, CheckpointMeta, step_dir_name};
-use ppo_core::{
-    CharMatchReward, DataOrder, EarlyStopping, Metrics, PpoTrainer, StopDecision, letters_task,
-};
+use ppo_core::{DataOrder, EarlyStopping, Metrics, PpoTrainer, Reward, StopDecision};
 use ppo_log::{
     LogConfig, MetricsRecord, MetricsWriter, RecordKind, Tracker, TrackingConfig, TrainProgress,
     flatten_params, format_summary, init_tracing, resolve_tracking_settings,
 };
-use ppo_models::{ByteTokenizer, CausalLm, Rng, Tokenizer, ValueModel};
+use ppo_models::{Rng, Tokenizer};
 use ppo_sched::Scheduler;
 use tracing::{error, info, warn};
 
 use crate::TrainArgs;
 use crate::checkpoint::{self, Loaded, TrainingState};
 use crate::config::{self, Resolved};
+use crate::{export, models};
 
 /// Seeds of the evaluation passes: a pure function of (seed, step), so evaluation never
 /// consumes the training random stream and a resumed run evaluates identically.
@@ -351,8 +350,8 @@ struct Session {
     trainer: PpoTrainer,
     train_set: Vec<ppo_core::PromptSample>,
     eval_set: Vec<ppo_core::PromptSample>,
-    reward: CharMatchReward,
-    tokenizer: ByteTokenizer,
+    reward: Box<dyn Reward>,
+    tokenizer: Box<dyn Tokenizer>,
     state: TrainingState,
     history: Vec<MetricsRecord>,
     metrics_out: MetricsWriter,
@@ -366,29 +365,21 @@ fn build_session(
     loaded: Option<(PathBuf, Loaded)>,
 ) -> Result<Session> {
     let device = parse_device(&resolved.raw.device)?;
-    let tokenizer = ByteTokenizer;
-    if resolved.model.vocab_size < tokenizer.vocab_size() {
-        bail!(
-            "invalid config key `model.vocab_size`: {} is smaller than the tokenizer vocabulary ({})",
-            resolved.model.vocab_size,
-            tokenizer.vocab_size()
-        );
-    }
-    let mut rng = Rng::new(resolved.raw.seed);
-    let policy = CausalLm::init(&resolved.model, &mut rng, &device);
-    let critic = ValueModel::from_backbone(policy.backbone(), &mut rng);
+    let models = models::build(&resolved.raw, &resolved.model, &device)?;
+    let reward = models::build_reward(&resolved.raw, &device, resolved.ppo.forward_batch_size)?;
+    let mut rng = models.rng;
     let mut trainer = PpoTrainer::new(
         resolved.ppo.clone(),
-        policy,
-        critic,
+        models.policy,
+        models.critic,
         Scheduler::new(resolved.policy_schedule.clone())?,
         Scheduler::new(resolved.critic_schedule.clone())?,
         rng.fork(),
     )?;
-    let mut samples = letters_task(resolved.raw.data.num_samples, resolved.raw.seed ^ 0x5eed);
-    let mut eval_set = samples.split_off(resolved.train_samples);
+    let mut train_set = resolved.prompts.clone();
+    let mut eval_set = train_set.split_off(resolved.train_samples);
     eval_set.truncate(resolved.eval_samples);
-    let train_set = samples;
+    let tokenizer = models.tokenizer;
     let e = &resolved.raw.eval;
     let mut state = checkpoint::fresh_state(
         DataOrder::new(train_set.len(), resolved.raw.seed),
@@ -419,9 +410,7 @@ fn build_session(
     let tracker = start_tracker(&resolved, &out);
     Ok(Session {
         config_toml: config_toml(&resolved)?,
-        reward: CharMatchReward {
-            partial_credit: resolved.raw.reward.partial_credit,
-        },
+        reward,
         resolved,
         out,
         trainer,
@@ -493,11 +482,21 @@ impl Session {
         }
     }
 
-    /// Policy, critic and the config snapshot in `OUTPUT_DIR/<name>/`.
+    /// Policy and critic in Hugging Face format, and the config snapshot, in
+    /// `OUTPUT_DIR/<name>/`.
     fn export(&self, name: &str) -> Result<PathBuf> {
         let dir = self.out.join(name);
+        let raw = &self.resolved.raw;
+        let dtype = export::parse_dtype(&raw.checkpoint.export_dtype)?;
         ppo_ckpt::replace_atomic(&dir, |tmp| {
-            checkpoint::write_models(tmp, &self.trainer, &self.resolved.model)?;
+            export::write_hf(
+                tmp,
+                raw,
+                self.trainer.policy(),
+                self.trainer.critic(),
+                dtype,
+            )
+            .map_err(|e| ppo_ckpt::CkptError::Io(std::io::Error::other(format!("{e:#}"))))?;
             fs_err::write(tmp.join("config.toml"), &self.config_toml)?;
             Ok(())
         })
@@ -512,8 +511,8 @@ impl Session {
             .trainer
             .evaluate(
                 &self.eval_set,
-                &self.tokenizer,
-                &mut self.reward,
+                self.tokenizer.as_ref(),
+                self.reward.as_mut(),
                 &self.resolved.eval_sampling,
                 &mut rng,
             )
@@ -654,7 +653,7 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
         let batch: Vec<_> = indices.iter().map(|&i| s.train_set[i].clone()).collect();
         let (rollout, mut metrics) = s
             .trainer
-            .step(&batch, &s.tokenizer, &mut s.reward)
+            .step(&batch, s.tokenizer.as_ref(), s.reward.as_mut())
             .with_context(|| format!("PPO iteration {step} failed"))?;
         drop(batch);
         let order = &s.state.data_order;

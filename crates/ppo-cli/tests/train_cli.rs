@@ -110,12 +110,8 @@ fn step_dirs(run: &Path) -> Vec<String> {
 
 /// Bits of the final policy's logits on a probe sequence.
 fn final_logits(run: &Path) -> Vec<u32> {
-    let config: ppo_models::TransformerConfig =
-        serde_json::from_slice(&std::fs::read(run.join("final/policy/config.json")).unwrap())
-            .unwrap();
     let device = burn::tensor::Device::flex();
-    let template = ppo_models::CausalLm::init(&config, &mut ppo_models::Rng::new(0), &device);
-    let policy = ppo_ckpt::load_module(template, &run.join("final/policy/model.bpk")).unwrap();
+    let (_, policy) = ppo_models::hf::load_causal_lm(run.join("final/policy"), &device).unwrap();
     let probe = [256u32, 87, 114, 105, 116, 101];
     ppo_models::to_f32_vec(policy.forward(&probe, &[true; 6], 1, None))
         .iter()
@@ -158,10 +154,11 @@ fn stopped_and_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
         "checkpoints/step_8/optimizer/policy.bpk",
         "checkpoints/step_8/metrics_history.jsonl",
         "checkpoints/best/checkpoint.json",
-        "epoch_1/policy/model.bpk",
-        "epoch_1/critic/model.bpk",
+        "epoch_1/policy/model.safetensors",
+        "epoch_1/policy/tokenizer.json",
+        "epoch_1/critic/model.safetensors",
         "epoch_1/config.toml",
-        "epoch_2/policy/model.bpk",
+        "epoch_2/policy/model.safetensors",
         "final/policy/config.json",
     ] {
         assert!(a.join(path).exists(), "missing {path}");
@@ -276,7 +273,7 @@ fn early_stopping_keeps_the_best_model_and_says_why() {
     .unwrap();
     assert_eq!(best["step"], 2);
     assert_eq!(step_dirs(&run), ["best", "step_2", "step_6"]);
-    assert!(run.join("final/policy/model.bpk").exists());
+    assert!(run.join("final/policy/model.safetensors").exists());
 }
 
 #[test]

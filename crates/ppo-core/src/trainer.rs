@@ -350,6 +350,15 @@ impl PpoTrainer {
         Ok(())
     }
 
+    /// Replaces the policy and critic weights (e.g. with a checkpoint's), keeping the reference,
+    /// the optimisers and every other state as they are.
+    pub fn load_weights(&mut self, policy: CausalLm, critic: ValueModel) {
+        let device = &self.device;
+        let (policy, critic) = (policy.train().fork(device), critic.train().fork(device));
+        (self.policy, self.critic) =
+            checkpointing(policy, critic, self.config.gradient_checkpointing);
+    }
+
     /// Generates one response per sample with `sampling` (greedy by default in the CLI) and
     /// `rng`, without touching the trainer's own random stream, and measures `eval_reward`
     /// (mean raw score), `eval_entropy` (mean per token, at the log-prob temperature),

@@ -38,7 +38,10 @@ pub use generate::{Generation, SamplingConfig, generate, generate_chunked, sampl
 pub use logprobs::response_logprobs;
 pub use mask::{Batch, left_pad};
 pub use rng::{Rng, RngState};
-pub use tokenizer::{ByteTokenizer, Tokenizer};
+pub use tokenizer::{
+    ByteTokenizer, ChatMessage, HfTokenizer, PromptFormat, TOKENIZER_FILES, Tokenizer,
+    TokenizerError,
+};
 pub use transformer::{CausalLm, KvCache, TransformerModel, ValueModel};
 
 /// Copies a float tensor to the host as `f32` values (row-major).

@@ -460,6 +460,11 @@ impl ValueModel {
         self.model.config()
     }
 
+    /// The transformer under the value head.
+    pub fn backbone(&self) -> &TransformerModel {
+        &self.model
+    }
+
     /// Values `[batch, seq]`: the value estimate after reading each position.
     pub fn forward(&self, input_ids: &[u32], attention_mask: &[bool], batch: usize) -> Tensor<2> {
         let hidden = self.model.forward(input_ids, attention_mask, batch, None);

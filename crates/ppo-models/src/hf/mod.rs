@@ -6,16 +6,34 @@
 //! loading is a walk over the module that looks each path up in the files. Weights stored in
 //! F32, BF16 or F16 are converted to f32.
 //!
+//! Exporting writes the same layout back ([`save_causal_lm`], [`save_value_model`]): a
+//! `model.safetensors` in F32 or BF16 and a `config.json` of the transformers class that
+//! computes the model's function, plus the tokenizer files transformers needs
+//! ([`copy_tokenizer_files`], or [`write_byte_tokenizer_files`] for the built-in byte
+//! tokenizer) and a [`write_generation_config`] when the source has none.
+//!
 //! ```no_run
 //! use burn::tensor::Device;
+//! use ppo_models::hf::{self, ExportOptions};
 //!
-//! let (config, policy) = ppo_models::hf::load_causal_lm("Qwen2.5-0.5B", &Device::flex())?;
+//! let (config, policy) = hf::load_causal_lm("Qwen2.5-0.5B", &Device::flex())?;
 //! assert_eq!(policy.config(), &config);
+//! // … after training, back to a directory transformers loads:
+//! let options = ExportOptions {
+//!     base_config: Some(hf::read_config_json("Qwen2.5-0.5B")?),
+//!     ..ExportOptions::default()
+//! };
+//! hf::save_causal_lm(&policy, "policy-hf", &options)?;
+//! hf::copy_tokenizer_files("Qwen2.5-0.5B", "policy-hf")?;
 //! # Ok::<(), ppo_models::hf::HfError>(())
 //! ```
 
 mod config;
 mod error;
+mod export;
+mod export_config;
+mod export_weights;
+mod tokenizer_files;
 mod weights;
 
 use std::path::Path;
@@ -24,6 +42,13 @@ use burn::tensor::Device;
 
 pub use config::{HfConfig, HfFamily, HfHead, parse_config};
 pub use error::HfError;
+pub use export::{
+    ExportDtype, ExportOptions, TokenIds, read_config_json, save_causal_lm, save_value_model,
+};
+pub use tokenizer_files::{
+    BYTE_TOKENIZER_SPECIAL_TOKENS, copy_tokenizer_files, write_byte_tokenizer_files,
+    write_generation_config,
+};
 
 use crate::{CausalLm, TransformerConfig, ValueModel};
 use weights::{WeightFiles, load_into};

@@ -1,0 +1,114 @@
+//! `ppo-cli eval`: the evaluation of training (`eval_reward`, `eval_accuracy`, `eval_kl`, …)
+//! of a checkpoint on a prompt file, with the run's reward sources and eval sampling.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use ppo_core::PpoTrainer;
+use ppo_models::Rng;
+use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
+
+use crate::{config, data, export, models, train};
+
+/// Options of `eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A training checkpoint (`RUN/checkpoints/step_N`, `RUN/checkpoints/best`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Prompt file: .jsonl, .json (array) or .parquet.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Field holding the prompt (default: the run's first data source's, else `question`).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Field holding the reference (default: the run's first data source's, else `answer`).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Evaluate at most N prompts (0 = all), the file's first ones.
+    #[arg(long, default_value_t = 0)]
+    pub max_samples: usize,
+    /// Seed of the sampling (when the run's eval is not greedy).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend: flex, tch:cpu, tch:cuda:N.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Print the metrics as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A schedule that is never stepped (evaluation does not train) at the run's rate `lr`.
+fn idle_schedule(lr: f64) -> Result<Scheduler> {
+    Ok(Scheduler::new(ScheduleConfig {
+        learning_rate: lr,
+        min_lr: 0.0,
+        warmup_steps: 0,
+        total_steps: 1,
+        kind: ScheduleKind::Constant,
+    })?)
+}
+
+/// `ppo-cli eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    let device = train::parse_device(&args.device)?;
+    let m = export::load_checkpoint_models(&args.checkpoint, &device)?;
+    let raw = &m.raw;
+    let ppo = config::ppo_config(raw)?;
+    let sampling = config::eval_sampling(raw)?;
+    let mut samples = data::load_eval_file(
+        raw,
+        &args.data,
+        args.input.as_deref(),
+        args.output.as_deref(),
+    )?;
+    if args.max_samples > 0 {
+        samples.truncate(args.max_samples);
+    }
+    if samples.is_empty() {
+        bail!("{}: no prompts to evaluate", args.data.display());
+    }
+    let mut reward = models::build_reward(raw, &device, ppo.forward_batch_size)?;
+    // The reference is the run's initial policy, rebuilt from the config as training did.
+    let mut trainer = PpoTrainer::new(
+        ppo,
+        m.initial_policy,
+        m.critic.clone(),
+        idle_schedule(raw.training.learning_rate)?,
+        idle_schedule(raw.training.critic_learning_rate)?,
+        Rng::new(raw.seed),
+    )?;
+    trainer.load_weights(m.policy, m.critic);
+    let out = trainer
+        .evaluate(
+            &samples,
+            m.tokenizer.as_ref(),
+            reward.as_mut(),
+            &sampling,
+            &mut Rng::new(args.seed),
+        )
+        .with_context(|| format!("evaluation of {} failed", args.checkpoint.display()))?;
+    if args.json {
+        let mut map = serde_json::Map::new();
+        map.insert("samples".into(), samples.len().into());
+        for (k, v) in &out.metrics.0 {
+            map.insert(k.clone(), (*v).into());
+        }
+        println!("{}", serde_json::Value::Object(map));
+    } else {
+        println!(
+            "{} on {} ({} prompts):",
+            args.checkpoint.display(),
+            args.data.display(),
+            samples.len()
+        );
+        for (k, v) in &out.metrics.0 {
+            println!("  {k:<22} {v:.4}");
+        }
+        for (prompt, response) in out.samples.iter().take(3) {
+            println!("  sample: {prompt:?} → {response:?}");
+        }
+    }
+    Ok(())
+}

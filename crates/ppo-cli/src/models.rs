@@ -1,0 +1,249 @@
+//! Building the networks, tokenizer and reward of a run from `[model]` and `[reward]`:
+//! Hugging Face directories when given, else the built-in model and byte tokenizer.
+//!
+//! The random draws happen in a fixed order from `Rng::new(seed)` (built-in policy, then the
+//! critic's value head), so training, resume, `eval` and `export` rebuild the same initial
+//! networks from the config alone.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use ppo_core::{CharMatchReward, Reward};
+use ppo_models::hf::{self, HfHead};
+use ppo_models::{
+    ByteTokenizer, CausalLm, HfTokenizer, PromptFormat, Rng, Tokenizer, TransformerConfig,
+    ValueModel,
+};
+use ppo_reward::{
+    ExactMatchVerifier, Gsm8kVerifier, RegexVerifier, RemoteConfig, RemoteReward, RewardModel,
+    RewardModelConfig, WeightedReward,
+};
+
+use crate::config::{RawConfig, RawRewardSource};
+
+/// Policy, critic and tokenizer of a run, before training.
+pub struct Models {
+    /// The policy (its frozen copy becomes the reference).
+    pub policy: CausalLm,
+    /// The critic.
+    pub critic: ValueModel,
+    /// The policy's tokenizer, with the prompt format of `[model]`.
+    pub tokenizer: Box<dyn Tokenizer>,
+    /// What `rng` is left at, for the trainer's own stream.
+    pub rng: Rng,
+}
+
+/// The prompt format of `[model]`.
+pub fn prompt_format(raw: &RawConfig) -> PromptFormat {
+    let m = &raw.model;
+    PromptFormat {
+        use_chat_template: m.use_chat_template,
+        system_prompt: (!m.system_prompt.is_empty()).then(|| m.system_prompt.clone()),
+        enable_thinking: match m.enable_thinking.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// The tokenizer of a Hugging Face directory with `format`.
+pub fn hf_tokenizer(dir: &Path, format: PromptFormat) -> Result<HfTokenizer> {
+    HfTokenizer::from_dir(dir)
+        .and_then(|t| t.with_prompt_format(format))
+        .with_context(|| format!("cannot use the tokenizer of {}", dir.display()))
+}
+
+/// The policy's tokenizer: the byte tokenizer for the built-in model.
+pub fn policy_tokenizer(raw: &RawConfig, format: PromptFormat) -> Result<Box<dyn Tokenizer>> {
+    Ok(if raw.model.policy.is_empty() {
+        Box::new(ByteTokenizer)
+    } else {
+        Box::new(hf_tokenizer(Path::new(&raw.model.policy), format)?)
+    })
+}
+
+/// Checks that `tokenizer`'s ids fit the model of `config` (`what` names it in the error).
+pub fn check_vocab(
+    config: &TransformerConfig,
+    tokenizer: &dyn Tokenizer,
+    what: &str,
+) -> Result<()> {
+    if config.vocab_size < tokenizer.vocab_size() {
+        bail!(
+            "{what}: vocab_size {} is smaller than the tokenizer's vocabulary ({} ids)",
+            config.vocab_size,
+            tokenizer.vocab_size()
+        );
+    }
+    Ok(())
+}
+
+/// Policy, critic and tokenizer as `[model]` describes them; `model` is the resolved shape.
+pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Result<Models> {
+    let m = &raw.model;
+    let mut rng = Rng::new(raw.seed);
+    let tokenizer = policy_tokenizer(raw, prompt_format(raw))?;
+    let policy = if m.policy.is_empty() {
+        check_vocab(
+            model,
+            tokenizer.as_ref(),
+            "invalid config key `model.vocab_size`",
+        )?;
+        CausalLm::init(model, &mut rng, device)
+    } else {
+        let (_, policy) = hf::load_causal_lm(&m.policy, device)
+            .with_context(|| format!("cannot load the policy `model.policy` = {:?}", m.policy))?;
+        check_vocab(
+            model,
+            tokenizer.as_ref(),
+            &format!("{}/config.json", m.policy),
+        )?;
+        policy
+    };
+    let critic = if !m.critic.is_empty() {
+        load_critic(Path::new(&m.critic), &mut rng, device)
+            .with_context(|| format!("cannot load the critic `model.critic` = {:?}", m.critic))?
+    } else if m.critic_init == "reward" {
+        let (_, reward_model) = hf::load_value_model(&m.reward, device).with_context(|| {
+            format!(
+                "cannot load `model.reward` = {:?} for critic_init",
+                m.reward
+            )
+        })?;
+        ValueModel::from_backbone(reward_model.backbone(), &mut rng)
+    } else {
+        ValueModel::from_backbone(policy.backbone(), &mut rng)
+    };
+    check_vocab(
+        critic.config(),
+        tokenizer.as_ref(),
+        "the critic (it reads the policy's tokens)",
+    )?;
+    Ok(Models {
+        policy,
+        critic,
+        tokenizer,
+        rng,
+    })
+}
+
+/// A critic directory: a `…ForSequenceClassification` checkpoint as is, or a `…ForCausalLM`
+/// backbone with a fresh value head.
+fn load_critic(dir: &Path, rng: &mut Rng, device: &Device) -> Result<ValueModel> {
+    Ok(match hf::read_config(dir)?.head {
+        HfHead::SequenceClassification => hf::load_value_model(dir, device)?.1,
+        HfHead::CausalLm => {
+            let (_, lm) = hf::load_causal_lm(dir, device)?;
+            ValueModel::from_backbone(lm.backbone(), rng)
+        }
+    })
+}
+
+/// The reward of `[reward]`: one source as is, several (or a weight ≠ 1) combined by weight.
+pub fn build_reward(
+    raw: &RawConfig,
+    device: &Device,
+    forward_batch_size: usize,
+) -> Result<Box<dyn Reward>> {
+    let mut parts: Vec<(f64, Box<dyn Reward>)> = Vec::new();
+    for (i, source) in raw.reward.sources.iter().enumerate() {
+        let reward = build_source(raw, source, device, forward_batch_size)
+            .with_context(|| format!("invalid config key `reward.sources[{i}]`"))?;
+        parts.push((source.weight(), reward));
+    }
+    if parts.len() == 1 && parts[0].0 == 1.0 {
+        return Ok(parts.pop().expect("one part").1);
+    }
+    Ok(Box::new(WeightedReward::new(parts)?))
+}
+
+fn build_source(
+    raw: &RawConfig,
+    source: &RawRewardSource,
+    device: &Device,
+    forward_batch_size: usize,
+) -> Result<Box<dyn Reward>> {
+    Ok(match source {
+        RawRewardSource::CharMatch { .. } => Box::new(CharMatchReward {
+            partial_credit: raw.reward.partial_credit,
+        }),
+        RawRewardSource::Gsm8k { .. } => Box::new(Gsm8kVerifier::default()),
+        RawRewardSource::ExactMatch {
+            case_insensitive, ..
+        } => Box::new(ExactMatchVerifier {
+            case_insensitive: *case_insensitive,
+        }),
+        RawRewardSource::Regex { pattern, .. } => Box::new(RegexVerifier::new(pattern)?),
+        RawRewardSource::Model {
+            batch_size,
+            max_length,
+            ..
+        } => {
+            let dir = PathBuf::from(&raw.model.reward);
+            let (config, model) = hf::load_value_model(&dir, device).with_context(|| {
+                format!(
+                    "cannot load the reward model `model.reward` = {:?}",
+                    raw.model.reward
+                )
+            })?;
+            let format = PromptFormat {
+                use_chat_template: raw.model.use_chat_template,
+                ..prompt_format(raw)
+            };
+            let tokenizer = HfTokenizer::from_dir(&dir)
+                .and_then(|t| {
+                    if format.use_chat_template && !t.has_chat_template() {
+                        Ok(t)
+                    } else {
+                        t.with_prompt_format(format)
+                    }
+                })
+                .with_context(|| format!("cannot use the tokenizer of {}", dir.display()))?;
+            check_vocab(
+                &config,
+                &tokenizer,
+                &format!("{}/config.json", dir.display()),
+            )?;
+            let max_length = match *max_length {
+                0 => config.max_position_embeddings,
+                n => n,
+            };
+            Box::new(RewardModel::new(
+                model,
+                Box::new(tokenizer),
+                RewardModelConfig {
+                    batch_size: if *batch_size == 0 {
+                        forward_batch_size
+                    } else {
+                        *batch_size
+                    },
+                    max_length,
+                },
+            )?)
+        }
+        RawRewardSource::Remote {
+            url,
+            timeout_secs,
+            max_retries,
+            token_env,
+            ..
+        } => {
+            let mut headers = Vec::new();
+            if !token_env.is_empty() {
+                let token = std::env::var(token_env).with_context(|| {
+                    format!("token_env: environment variable {token_env} is not set")
+                })?;
+                headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+            }
+            Box::new(RemoteReward::new(RemoteConfig {
+                url: url.clone(),
+                timeout: std::time::Duration::from_secs_f64(*timeout_secs),
+                max_retries: *max_retries,
+                headers,
+                ..RemoteConfig::default()
+            })?)
+        }
+    })
+}
