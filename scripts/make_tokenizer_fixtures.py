@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Writes the tokenizer parity fixtures of ppo-models (crates/ppo-models/tests/fixtures/tokenizer).
 
-There is no model hub here, so each case trains a tiny tokenizer with the `tokenizers` library
-on the corpus below, writes it the way Hugging Face model directories hold it (tokenizer.json,
+There is no model hub here, so each case builds a tiny tokenizer with the `tokenizers` library
+from the corpus below (byte-level BPEs trained on it, a WordPiece vocabulary counted from it;
+the output is the same on every run), writes it the way Hugging Face model directories hold it (tokenizer.json,
 tokenizer_config.json, and per case chat_template.jinja or special_tokens_map.json), loads the
 directory back with `transformers.AutoTokenizer` and records in expected.json what
 transformers does with it: ids with and without special tokens, decoded text, the special
 token ids, and `apply_chat_template` text and ids.
 
+    # from the repository root, with the venv of scripts/requirements-fixtures.txt
     .venv-fixtures/bin/python scripts/make_tokenizer_fixtures.py
 
 Cases:
