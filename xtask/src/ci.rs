@@ -36,7 +36,7 @@ pub const CI_STEPS: &[Step] = &[
         "warnings",
     ]),
     Step::Tidy,
-    Step::Cargo(&["test", "--workspace"]),
+    Step::Cargo(&["test", "--workspace", "--release"]),
 ];
 
 /// Runs every step of [`CI_STEPS`] in the workspace at `root`, printing each command first and
@@ -100,7 +100,7 @@ mod tests {
                 "cargo fmt --all -- --check",
                 "cargo clippy --workspace --all-targets -- -D warnings",
                 "cargo xtask tidy",
-                "cargo test --workspace",
+                "cargo test --workspace --release",
             ]
         );
     }

@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-
-use crate::manifest::{FileEntry, MANIFEST, Manifest, fnv1a64};
+use crate::manifest::{FileEntry, MANIFEST, Manifest, checksum_file};
 
 /// What can go wrong with a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +52,11 @@ fn manifest_of(dir: &Path) -> Result<Manifest, CkptError> {
     files.sort();
     let mut entries = Vec::new();
     for rel in files {
-        let bytes = fs_err::read(dir.join(&rel))?;
+        let (size, sum) = checksum_file(&dir.join(&rel))?;
         entries.push(FileEntry {
             path: rel.to_string_lossy().replace('\\', "/"),
-            size: bytes.len() as u64,
-            fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
+            size,
+            fnv1a64: format!("{sum:016x}"),
         });
     }
     Ok(Manifest {
@@ -156,17 +154,15 @@ pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| damaged(format!("manifest is not valid JSON ({e})")))?;
     for entry in &manifest.files {
-        let bytes = fs_err::read(dir.join(&entry.path))
+        let (size, sum) = checksum_file(&dir.join(&entry.path))
             .map_err(|e| damaged(format!("{} unreadable ({e})", entry.path)))?;
-        if bytes.len() as u64 != entry.size {
+        if size != entry.size {
             return Err(damaged(format!(
-                "{} has {} bytes, manifest says {}",
-                entry.path,
-                bytes.len(),
-                entry.size
+                "{} has {size} bytes, manifest says {}",
+                entry.path, entry.size
             )));
         }
-        let sum = format!("{:016x}", fnv1a64(&bytes));
+        let sum = format!("{sum:016x}");
         if sum != entry.fnv1a64 {
             return Err(damaged(format!(
                 "{} checksum {sum} differs from manifest {}",
@@ -177,30 +173,11 @@ pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
     Ok(manifest)
 }
 
-/// Saves `module`'s weights as a burnpack file at `path`.
-pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<(), CkptError> {
-    module
-        .clone()
-        .save_file(path)
-        .map_err(|e| CkptError::Record {
-            action: "save",
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
-}
-
-/// Loads weights saved by [`save_module`] into `module` (same shape).
-pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, CkptError> {
-    module.try_load_file(path).map_err(|e| CkptError::Record {
-        action: "load",
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{load_module, save_module};
+    use burn::module::Module;
     use burn::module::Param;
     use burn::tensor::{Device, Tensor, TensorData};
 

@@ -19,11 +19,13 @@
 
 mod atomic;
 mod manifest;
+mod pack;
 mod retention;
 mod run_dir;
 
-pub use atomic::{CkptError, load_module, replace_atomic, save_module, verify, write_atomic};
-pub use manifest::{FileEntry, MANIFEST, Manifest, fnv1a64};
+pub use atomic::{CkptError, replace_atomic, verify, write_atomic};
+pub use manifest::{FileEntry, MANIFEST, Manifest, checksum_file, fnv1a64};
+pub use pack::{TensorPack, load_module, load_tensors, save_module, save_tensors};
 pub use retention::{
     Decision, DeleteReason, DeletedDir, KeepReason, PlanEntry, PlanKind, RetentionPlan,
     RetentionReport, apply_retention, plan_retention,

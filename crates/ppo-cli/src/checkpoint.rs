@@ -8,7 +8,7 @@
 //! ├── policy/model.bpk       # weights (burnpack, parameter ids kept)
 //! ├── policy/config.json     # model shape
 //! ├── critic/model.bpk
-//! ├── optimizer/policy.bpk   # AdamW moments and step counts
+//! ├── optimizer/policy.bpk   # AdamW moments (`{param}.exp_avg`, `.exp_avg_sq`) and step counts
 //! ├── optimizer/critic.bpk
 //! ├── training_state.json    # step, data position, schedules, KL controller, RNG, early stopping
 //! ├── metrics_history.jsonl  # every train/eval record up to step N
@@ -24,8 +24,8 @@ use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
 use ppo_models::{CausalLm, TransformerConfig, ValueModel};
 use serde::{Deserialize, Serialize};
 
-/// Format version of `training_state.json`.
-const STATE_VERSION: u32 = 1;
+/// Format version of `training_state.json` (2: AdamW moments keyed by parameter path).
+const STATE_VERSION: u32 = 2;
 
 /// Everything of the loop that is not in the trainer or the weights.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,10 +77,12 @@ pub fn fill_checkpoint(
     config_toml: &str,
 ) -> Result<(), CkptError> {
     write_models(dir, trainer, model)?;
-    let (policy_optim, critic_optim) = trainer.optimizer_bytes().map_err(io_err)?;
     fs_err::create_dir_all(dir.join("optimizer"))?;
-    fs_err::write(dir.join("optimizer/policy.bpk"), policy_optim)?;
-    fs_err::write(dir.join("optimizer/critic.bpk"), critic_optim)?;
+    let (policy_optim, critic_optim) = trainer.optimizers();
+    for (name, optim) in [("policy", policy_optim), ("critic", critic_optim)] {
+        let (tensors, steps) = optim.named_tensors();
+        ppo_ckpt::save_tensors(&dir.join(format!("optimizer/{name}.bpk")), tensors, &steps)?;
+    }
     let json = serde_json::to_vec_pretty(state).map_err(io_err)?;
     fs_err::write(dir.join("training_state.json"), json)?;
     let mut writer = MetricsWriter::create(dir.join("metrics_history.jsonl")).map_err(io_err)?;
@@ -107,6 +109,15 @@ pub fn read_checkpoint(dir: &Path) -> Result<Loaded> {
     let state: TrainingState =
         serde_json::from_slice(&fs_err::read(dir.join("training_state.json"))?)
             .with_context(|| format!("{}/training_state.json is not valid", dir.display()))?;
+    if state.version == 1 {
+        anyhow::bail!(
+            "{} was written by an earlier ppo-rs (training state format 1, burn's optimiser \
+             records); this ppo-rs cannot resume it. Its weights still export: ppo-cli export \
+             --checkpoint {}",
+            dir.display(),
+            dir.display()
+        );
+    }
     if state.version != STATE_VERSION {
         anyhow::bail!(
             "{}/training_state.json has format version {}, this ppo-rs reads {STATE_VERSION}",
@@ -123,17 +134,28 @@ pub fn read_checkpoint(dir: &Path) -> Result<Loaded> {
     })
 }
 
-/// Loads the checkpoint's weights and optimiser states into `trainer` (built fresh from the
-/// same configuration and seed) and restores its state.
+/// Loads the checkpoint's critic weights into `critic` before a trainer is built on it: the
+/// caller holds the only copy, so parameters are replaced one by one and the load needs about
+/// one tensor of memory beyond the critic.
+pub fn load_critic(dir: &Path, critic: ValueModel) -> Result<ValueModel> {
+    Ok(ppo_ckpt::load_module(critic, &dir.join("critic/model.bpk"))?)
+}
+
+/// Loads the checkpoint's policy weights and optimiser states into `trainer` (built fresh from
+/// the same configuration and seed, on a critic loaded with [`load_critic`]) and restores its
+/// state. The policy's old values stay as the frozen reference.
 pub fn restore_trainer(dir: &Path, trainer: &mut PpoTrainer, state: TrainerState) -> Result<()> {
     let policy: CausalLm =
         ppo_ckpt::load_module(trainer.policy().clone(), &dir.join("policy/model.bpk"))?;
-    let critic: ValueModel =
-        ppo_ckpt::load_module(trainer.critic().clone(), &dir.join("critic/model.bpk"))?;
-    let policy_optim = fs_err::read(dir.join("optimizer/policy.bpk"))?;
-    let critic_optim = fs_err::read(dir.join("optimizer/critic.bpk"))?;
+    let critic = trainer.critic().clone();
+    let device = trainer.device().clone();
+    let optim = |name: &str| -> Result<ppo_core::OptimizerTensors> {
+        let pack = ppo_ckpt::load_tensors(&dir.join(format!("optimizer/{name}.bpk")), &device)?;
+        Ok((pack.tensors, pack.scalars))
+    };
+    let (policy_optim, critic_optim) = (optim("policy")?, optim("critic")?);
     trainer
-        .restore(state, policy, critic, &policy_optim, &critic_optim)
+        .restore(state, policy, critic, policy_optim, critic_optim)
         .with_context(|| format!("failed to restore the trainer from {}", dir.display()))
 }
 

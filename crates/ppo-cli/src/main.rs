@@ -6,6 +6,7 @@ mod data;
 mod eval;
 mod export;
 mod generate;
+mod memory;
 mod models;
 mod train;
 

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 use crate::TrainArgs;
 use crate::checkpoint::{self, Loaded, TrainingState};
 use crate::config::{self, Resolved};
-use crate::{export, models};
+use crate::{export, memory, models};
 
 /// Seeds of the evaluation passes: a pure function of (seed, step), so evaluation never
 /// consumes the training random stream and a resumed run evaluates identically.
@@ -365,7 +365,10 @@ fn build_session(
     loaded: Option<(PathBuf, Loaded)>,
 ) -> Result<Session> {
     let device = parse_device(&resolved.raw.device)?;
-    let models = models::build(&resolved.raw, &resolved.model, &device)?;
+    let mut models = models::build(&resolved.raw, &resolved.model, &device)?;
+    if let Some((dir, _)) = &loaded {
+        models.critic = checkpoint::load_critic(dir, models.critic)?;
+    }
     let reward = models::build_reward(&resolved.raw, &device, resolved.ppo.forward_batch_size)?;
     let mut rng = models.rng;
     let mut trainer = PpoTrainer::new(
@@ -607,6 +610,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     info!(output_dir = %out.display(), device = %resolved.raw.device, seed = resolved.raw.seed,
         steps = resolved.total_steps, train_prompts = resolved.train_samples,
         eval_prompts = resolved.eval_samples, "PPO training");
+    let roles = memory::roles(&resolved.raw, &resolved.model);
+    let (lines, warning) = memory::describe(&roles, memory::available_bytes());
+    for line in lines {
+        info!("{line}");
+    }
+    if let Some(warning) = warning {
+        warn!("{warning}");
+    }
     let mut session = build_session(resolved, out, loaded)?;
     info!(
         params = session.resolved.model.num_params(),

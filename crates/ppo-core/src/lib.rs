@@ -26,6 +26,7 @@ mod kl;
 pub mod loss;
 mod metrics;
 mod moments;
+mod optim;
 mod reward;
 mod trainer;
 
@@ -38,5 +39,6 @@ pub use grad::{clip_grad_norm, global_grad_norm};
 pub use kl::{KlController, KlEstimator};
 pub use metrics::Metrics;
 pub use moments::RunningMoments;
+pub use optim::{AdamW, EXP_AVG, EXP_AVG_SQ, ParamMoments};
 pub use reward::{CharMatchReward, Reward, RewardError, RewardInput};
-pub use trainer::{EvalOutput, PpoTrainer, Rollout, TrainerState, UpdateStats};
+pub use trainer::{EvalOutput, OptimizerTensors, PpoTrainer, Rollout, TrainerState, UpdateStats};

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, GradientCheckpointingStrategy, Tensor, TensorData};
 use ppo_models::{
     CausalLm, Generation, Rng, RngState, SamplingConfig, Tokenizer, ValueModel, generate_chunked,
@@ -17,7 +17,7 @@ use crate::advantages::{explained_variance, gae, masked_mean_var, whiten};
 use crate::grad::clip_grad_norm;
 use crate::loss::{TokenStats, policy_loss, value_loss};
 use crate::{
-    CoreError, KlController, KlEstimator, Metrics, OptimizerConfig, PpoConfig, PromptSample,
+    AdamW, CoreError, KlController, KlEstimator, Metrics, PpoConfig, PromptSample,
     Reward, RewardInput, RunningMoments,
 };
 
@@ -81,15 +81,6 @@ pub struct UpdateStats {
     pub critic_learning_rate: f64,
     /// Σ β·KL over tokens (only when KL is in the loss).
     pub kl_loss: f64,
-}
-
-fn adamw(config: &OptimizerConfig) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(config.beta1 as f32)
-        .with_beta_2(config.beta2 as f32)
-        .with_epsilon(config.eps as f32)
-        .with_weight_decay(config.weight_decay as f32)
-        .init()
 }
 
 fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
@@ -169,6 +160,9 @@ fn response_values(values: Tensor<2>, prompt_len: usize) -> Tensor<2> {
     values.slice([0..b, prompt_len - 1..l - 1])
 }
 
+/// An optimiser state as named flat tensors and step counts ([`AdamW::named_tensors`]).
+pub type OptimizerTensors = (Vec<(String, Tensor<1>)>, std::collections::BTreeMap<String, u64>);
+
 /// Everything of a trainer that is not a tensor: with the weights and the optimiser records
 /// it restores a trainer exactly ([`PpoTrainer::restore`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,8 +195,8 @@ pub struct PpoTrainer {
     policy: CausalLm,
     reference: CausalLm,
     critic: ValueModel,
-    policy_optim: ModuleOptimizer,
-    critic_optim: ModuleOptimizer,
+    policy_optim: AdamW,
+    critic_optim: AdamW,
     policy_schedule: Scheduler,
     critic_schedule: Scheduler,
     kl: KlController,
@@ -236,8 +230,8 @@ impl PpoTrainer {
             },
         };
         Ok(Self {
-            policy_optim: adamw(&config.policy_optimizer),
-            critic_optim: adamw(&config.critic_optimizer),
+            policy_optim: AdamW::new(&config.policy_optimizer),
+            critic_optim: AdamW::new(&config.critic_optimizer),
             reference: policy.valid(),
             policy,
             critic,
@@ -249,6 +243,11 @@ impl PpoTrainer {
             device,
             config,
         })
+    }
+
+    /// The device the trained models live on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The configuration in force.
@@ -295,47 +294,31 @@ impl PpoTrainer {
         }
     }
 
-    /// The policy and critic AdamW states as burnpack bytes (keyed by parameter id, which
-    /// burnpack weight files keep).
-    pub fn optimizer_bytes(&self) -> Result<(Vec<u8>, Vec<u8>), CoreError> {
-        let save = |optim: &ModuleOptimizer, model| {
-            optim
-                .into_bytes()
-                .map(|b| b.to_vec())
-                .map_err(|e| CoreError::OptimizerState {
-                    action: "save",
-                    model,
-                    message: e.to_string(),
-                })
-        };
-        Ok((
-            save(&self.policy_optim, "policy")?,
-            save(&self.critic_optim, "critic")?,
-        ))
+    /// The policy's and critic's AdamW states (moments are tensor handles, not copies: a
+    /// checkpoint writes them one at a time).
+    pub fn optimizers(&self) -> (&AdamW, &AdamW) {
+        (&self.policy_optim, &self.critic_optim)
     }
 
-    /// Puts the trainer back where [`state`](Self::state), [`optimizer_bytes`](Self::optimizer_bytes)
+    /// Puts the trainer back where [`state`](Self::state), [`optimizers`](Self::optimizers)
     /// and the weights of `policy`/`critic` were taken: the next step is bit-identical to the
     /// one the saved trainer would have taken. The reference model is kept as constructed.
+    /// The optimiser states are `(named moments, step counts)` as
+    /// [`AdamW::named_tensors`] gives them.
     pub fn restore(
         &mut self,
         state: TrainerState,
         policy: CausalLm,
         critic: ValueModel,
-        policy_optim: &[u8],
-        critic_optim: &[u8],
+        policy_optim: OptimizerTensors,
+        critic_optim: OptimizerTensors,
     ) -> Result<(), CoreError> {
-        let load = |optim: ModuleOptimizer, bytes: &[u8], model| {
-            optim
-                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-                .map_err(|e| CoreError::OptimizerState {
-                    action: "restore",
-                    model,
-                    message: e.to_string(),
-                })
-        };
-        self.policy_optim = load(adamw(&self.config.policy_optimizer), policy_optim, "policy")?;
-        self.critic_optim = load(adamw(&self.config.critic_optimizer), critic_optim, "critic")?;
+        let mut optim = AdamW::new(&self.config.policy_optimizer);
+        optim.load_named_tensors(&policy, policy_optim.0, &policy_optim.1, "policy")?;
+        self.policy_optim = optim;
+        let mut optim = AdamW::new(&self.config.critic_optimizer);
+        optim.load_named_tensors(&critic, critic_optim.0, &critic_optim.1, "critic")?;
+        self.critic_optim = optim;
         self.policy_schedule =
             Scheduler::from_state(self.policy_schedule.config().clone(), state.policy_schedule)?;
         self.critic_schedule =

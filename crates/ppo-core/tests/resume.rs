@@ -84,7 +84,7 @@ fn restored_trainer_continues_bit_for_bit() {
         step(&mut a, i);
     }
     let state = a.state();
-    let (po, co) = a.optimizer_bytes().unwrap();
+    let (po, co) = (a.optimizers().0.named_tensors(), a.optimizers().1.named_tensors());
     a.policy()
         .clone()
         .save_file(dir.path().join("p.bpk"))
@@ -109,7 +109,7 @@ fn restored_trainer_continues_bit_for_bit() {
         .clone()
         .try_load_file(dir.path().join("c.bpk"))
         .unwrap();
-    b.restore(state, policy, critic, &po, &co).unwrap();
+    b.restore(state, policy, critic, po, co).unwrap();
     let resumed: Vec<_> = (2..5).map(|i| step(&mut b, i)).collect();
     assert_eq!(resumed, expected);
 }
@@ -121,11 +121,14 @@ fn restore_without_optimizer_state_would_differ() {
     step(&mut a, 0);
     let state = a.state();
     let fresh = trainer(config());
-    let (po, co) = fresh.optimizer_bytes().unwrap();
+    let (po, co) = (
+        fresh.optimizers().0.named_tensors(),
+        fresh.optimizers().1.named_tensors(),
+    );
     let (policy, critic) = (a.policy().clone(), a.critic().clone());
     let expected = step(&mut a, 1);
     let mut b = trainer(config());
-    b.restore(state, policy, critic, &po, &co).unwrap();
+    b.restore(state, policy, critic, po, co).unwrap();
     assert_ne!(step(&mut b, 1), expected);
 }
 

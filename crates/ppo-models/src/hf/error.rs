@@ -50,14 +50,13 @@ pub enum HfError {
         /// The checkpoint directory.
         dir: PathBuf,
     },
-    /// A safetensors file is malformed.
-    #[error("failed to parse safetensors file {path}")]
-    Safetensors {
+    /// A safetensors header is malformed or does not match the file.
+    #[error("{path} is not a valid safetensors file: {reason}")]
+    BadSafetensors {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: safetensors::SafeTensorError,
+        /// What is wrong.
+        reason: String,
     },
     /// The model needs a tensor the checkpoint does not have.
     #[error("tensor `{tensor}` is missing from {path}")]

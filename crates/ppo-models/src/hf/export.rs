@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::module::Module;
-use safetensors::{Dtype, SafeTensorError};
+use safetensors::Dtype;
 use serde_json::Value;
 
 use super::export_config::config_json;
@@ -155,14 +155,9 @@ fn save<M: Module>(
     let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
     let weights_path = dir.join(WEIGHTS_FILE);
     write_atomically(&weights_path, |temp| {
-        safetensors::serialize_to_file(tensors.tensors, Some(metadata), temp).map_err(|error| {
-            match error {
-                SafeTensorError::IoError(source) => io_error(&weights_path, source),
-                source => HfError::Safetensors {
-                    path: weights_path.clone(),
-                    source,
-                },
-            }
+        super::safetensors_io::write_file(temp, &tensors.tensors, &metadata).map_err(|e| match e {
+            HfError::Io { source, .. } => io_error(&weights_path, source),
+            e => e,
         })
     })?;
     write_json(&config_path, &config_json)

@@ -1,21 +1,19 @@
 //! The parameters of a module as safetensors entries: Hugging Face names, PyTorch's `[out, in]`
-//! layout for Linear weights, F32 or BF16 bytes produced one tensor at a time while the file
-//! is written.
-
-use std::borrow::Cow;
+//! layout for Linear weights, F32 or BF16 bytes produced a chunk at a time while the file is
+//! written (a few MiB beyond the model, whatever its size).
 
 use burn::module::{ModuleVisitor, Param};
 use burn::tensor::Tensor;
-use safetensors::{Dtype, View};
 
 use super::export::ExportDtype;
+use super::safetensors_io::{CHUNK_ELEMENTS, OutTensor};
 use crate::to_f32_vec;
 
 /// Collects every float parameter under its Hugging Face name, in PyTorch's layout.
 pub(super) struct ExportTensors {
     path: Vec<String>,
-    /// `(name, tensor)` in visiting order.
-    pub(super) tensors: Vec<(String, ExportTensor)>,
+    /// The tensors in visiting order.
+    pub(super) tensors: Vec<OutTensor>,
     dtype: ExportDtype,
 }
 
@@ -40,71 +38,59 @@ impl ModuleVisitor for ExportTensors {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let name = self.path.join(".");
-        let tensor = param.val();
-        let mut shape = tensor.dims().to_vec();
+        let tensor = param.val().detach();
+        let dims = tensor.dims();
+        let numel: usize = dims.iter().product();
+        let dtype = self.dtype;
+        let byte_len = numel * dtype.safetensors_dtype().bitsize() / 8;
         // Linear weights are `[in, out]` here, `[out, in]` in PyTorch; embeddings agree.
         let transpose = D == 2 && !name.ends_with("embed_tokens.weight");
-        if transpose {
-            shape.reverse();
-        }
-        let len: usize = shape.iter().product();
-        let tensor = ExportTensor {
-            values: tensor.detach().reshape([len]),
-            shape,
-            transpose,
-            dtype: self.dtype,
-        };
-        self.tensors.push((name, tensor));
-    }
-}
-
-/// One parameter, converted to bytes only when the writer asks for them.
-pub(super) struct ExportTensor {
-    /// The values in our layout, flattened.
-    values: Tensor<1>,
-    /// Shape in the file (PyTorch's layout).
-    shape: Vec<usize>,
-    /// Our `[in, out]` values are written as `[out, in]`.
-    transpose: bool,
-    dtype: ExportDtype,
-}
-
-impl View for ExportTensor {
-    fn dtype(&self) -> Dtype {
-        self.dtype.safetensors_dtype()
-    }
-
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    fn data(&self) -> Cow<'_, [u8]> {
-        let values = to_f32_vec(self.values.clone());
-        let values = if self.transpose {
-            // Ours: [in, out] row-major; file: [out, in] = self.shape.
-            let (out_dim, in_dim) = (self.shape[0], self.shape[1]);
-            let mut transposed = vec![0.0; values.len()];
-            for (i, row) in values.chunks_exact(out_dim.max(1)).enumerate() {
-                for (o, &v) in row.iter().enumerate() {
-                    transposed[o * in_dim + i] = v;
+        let (shape, write): (Vec<usize>, WriteFn) = if transpose {
+            let (rows_in, cols_out) = (dims[0], dims[1]);
+            let matrix: Tensor<2> = tensor.reshape([rows_in, cols_out]);
+            // File rows are our columns: k of them at a time, transposed on the device.
+            let k = (CHUNK_ELEMENTS / rows_in.max(1)).clamp(1, cols_out.max(1));
+            let write: WriteFn = Box::new(move |sink| {
+                for start in (0..cols_out).step_by(k) {
+                    let end = (start + k).min(cols_out);
+                    let chunk = matrix.clone().slice([0..rows_in, start..end]).transpose();
+                    sink(&encode(&to_f32_vec(chunk), dtype))?;
                 }
-            }
-            transposed
+                Ok(())
+            });
+            (vec![cols_out, rows_in], write)
         } else {
-            values
+            let flat: Tensor<1> = tensor.reshape([numel]);
+            let write: WriteFn = Box::new(move |sink| {
+                for start in (0..numel).step_by(CHUNK_ELEMENTS) {
+                    let end = (start + CHUNK_ELEMENTS).min(numel);
+                    sink(&encode(&to_f32_vec(flat.clone().slice(start..end)), dtype))?;
+                }
+                Ok(())
+            });
+            (dims.to_vec(), write)
         };
-        let bytes = match self.dtype {
-            ExportDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ExportDtype::Bf16 => values
-                .iter()
-                .flat_map(|&v| bf16_bits(v).to_le_bytes())
-                .collect(),
-        };
-        Cow::Owned(bytes)
+        self.tensors.push(OutTensor {
+            name,
+            dtype: dtype.safetensors_dtype(),
+            shape,
+            byte_len,
+            write,
+        });
     }
+}
 
-    fn data_len(&self) -> usize {
-        self.shape.iter().product::<usize>() * self.dtype().bitsize() / 8
+/// Produces a tensor's bytes, handing each chunk to the sink in file order.
+pub(super) type WriteFn = Box<dyn Fn(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()>>;
+
+/// Little-endian bytes of `values` in `dtype`.
+fn encode(values: &[f32], dtype: ExportDtype) -> Vec<u8> {
+    match dtype {
+        ExportDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ExportDtype::Bf16 => values
+            .iter()
+            .flat_map(|&v| bf16_bits(v).to_le_bytes())
+            .collect(),
     }
 }
 

@@ -33,6 +33,7 @@ mod error;
 mod export;
 mod export_config;
 mod export_weights;
+mod safetensors_io;
 mod tokenizer_files;
 mod weights;
 

@@ -4,17 +4,18 @@
 //!
 //! The module is walked once per file with a [`ModuleMapper`] that tracks the parameter path;
 //! each parameter found in the file is replaced, converted to f32 and, for Linear weights,
-//! transposed from PyTorch's `[out, in]` to our `[in, out]`. Only one file is in memory at a
-//! time.
+//! transposed from PyTorch's `[out, in]` to our `[in, out]`. Files are read one tensor at a
+//! time (a few MiB at a time within a tensor), never whole: a load needs about one tensor's
+//! memory beyond the model.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Tensor, TensorData, bf16, f16};
-use safetensors::{Dtype, SafeTensors};
+use burn::tensor::{Tensor, TensorData};
 
 use super::HfError;
+use super::safetensors_io::SafetensorsFile;
 
 const SINGLE_FILE: &str = "model.safetensors";
 const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -118,17 +119,9 @@ pub(crate) fn load_into<M: Module>(
     let wanted: BTreeSet<&str> = names.names.iter().map(String::as_str).collect();
     let mut module = module;
     for file in &files.files {
-        let bytes = std::fs::read(file).map_err(|source| HfError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|source| HfError::Safetensors {
-            path: file.clone(),
-            source,
-        })?;
+        let mut tensors = SafetensorsFile::open(file)?;
         if let Some(extra) = tensors
             .names()
-            .into_iter()
             .find(|name| !wanted.contains(name) && !ignored(name))
         {
             return Err(HfError::UnexpectedTensor {
@@ -139,7 +132,7 @@ pub(crate) fn load_into<M: Module>(
         let mut loader = Loader {
             files,
             file,
-            tensors: &tensors,
+            tensors: &mut tensors,
             path: Vec::new(),
             error: None,
         };
@@ -176,7 +169,7 @@ impl ModuleVisitor for ParamNames {
 struct Loader<'a> {
     files: &'a WeightFiles,
     file: &'a Path,
-    tensors: &'a SafeTensors<'a>,
+    tensors: &'a mut SafetensorsFile,
     path: Vec<String>,
     error: Option<HfError>,
 }
@@ -223,11 +216,15 @@ impl ModuleMapper for Loader<'_> {
 
 impl Loader<'_> {
     /// Tensor `name` as f32 data of our `shape` (Linear weights transposed).
-    fn read<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<TensorData, HfError> {
-        let view = self
+    fn read<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<TensorData, HfError> {
+        let entry = self
             .tensors
-            .tensor(name)
-            .map_err(|_| HfError::MissingTensor {
+            .entry(name)
+            .ok_or_else(|| HfError::MissingTensor {
                 tensor: name.to_owned(),
                 path: self.file.to_path_buf(),
             })?;
@@ -237,51 +234,23 @@ impl Loader<'_> {
         if transpose {
             expected.reverse();
         }
-        if view.shape() != expected.as_slice() {
+        if entry.shape != expected {
             return Err(HfError::ShapeMismatch {
                 tensor: name.to_owned(),
                 path: self.file.to_path_buf(),
                 expected,
-                found: view.shape().to_vec(),
+                found: entry.shape.clone(),
             });
         }
+        let dtype = entry.dtype;
         let values =
-            to_f32(view.dtype(), view.data()).ok_or_else(|| HfError::UnsupportedDtype {
-                tensor: name.to_owned(),
-                path: self.file.to_path_buf(),
-                dtype: format!("{:?}", view.dtype()),
-            })?;
-        let values = if transpose {
-            let (rows, cols) = (expected[0], expected[1]);
-            let mut out = vec![0.0; values.len()];
-            for (r, row) in values.chunks_exact(cols.max(1)).enumerate() {
-                for (c, &v) in row.iter().enumerate() {
-                    out[c * rows + r] = v;
-                }
-            }
-            out
-        } else {
-            values
-        };
+            self.tensors
+                .read_f32(name, transpose)?
+                .ok_or_else(|| HfError::UnsupportedDtype {
+                    tensor: name.to_owned(),
+                    path: self.file.to_path_buf(),
+                    dtype: format!("{dtype:?}"),
+                })?;
         Ok(TensorData::new(values, shape))
     }
-}
-
-/// Little-endian F32 / BF16 / F16 bytes as f32 values; `None` for other dtypes.
-fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    Some(match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        _ => return None,
-    })
 }
