@@ -25,6 +25,23 @@ fn record_error(action: &'static str, path: &Path, message: impl ToString) -> Ck
     }
 }
 
+/// Elements copied out of a tensor at a time (4 MiB of f32).
+const CHUNK_ELEMENTS: usize = 1 << 20;
+
+/// The little-endian bytes of `tensor`, copied out a chunk at a time into one buffer: about
+/// one tensor of memory. (`into_data` on a shared tensor copies it, then copies it again to
+/// align the buffer: twice the tensor at once.)
+fn tensor_bytes<const D: usize>(tensor: &Tensor<D>) -> Bytes {
+    let numel = tensor.shape().num_elements();
+    let flat: Tensor<1> = tensor.clone().reshape([numel]);
+    let mut out = Vec::with_capacity(numel * tensor.dtype().size());
+    for start in (0..numel).step_by(CHUNK_ELEMENTS) {
+        let end = (start + CHUNK_ELEMENTS).min(numel);
+        out.extend_from_slice(flat.clone().slice(start..end).into_data().as_bytes());
+    }
+    Bytes::from_elems(out)
+}
+
 /// A tensor whose bytes are read from `tensor` only when the writer asks for them.
 fn deferred<const D: usize>(
     name: String,
@@ -35,7 +52,7 @@ fn deferred<const D: usize>(
     let shape = tensor.shape();
     let byte_len = shape.num_elements() * dtype.size();
     burn_pack::Tensor::deferred(name, dtype, shape, param_id, byte_len, move || {
-        Ok(tensor.clone().into_data().into_bytes())
+        Ok(tensor_bytes(&tensor))
     })
 }
 
