@@ -108,7 +108,8 @@ pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<(), CkptError> 
 /// parameter ids. Parameters are read from disk and replaced one by one; pass a module no one
 /// else holds and the old values are freed as the new ones arrive.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, CkptError> {
-    let record = burn::store::ModuleRecord::load(path).map_err(|e| record_error("load", path, e))?;
+    let record =
+        burn::store::ModuleRecord::load(path).map_err(|e| record_error("load", path, e))?;
     module
         .try_load_record(record)
         .map_err(|e| record_error("load", path, e))
@@ -143,7 +144,11 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<TensorPack, CkptErro
     let mut scalars = BTreeMap::new();
     for (key, value) in reader.scalars() {
         let value = u64::try_from(*value).map_err(|_| {
-            record_error("load", path, format!("scalar `{key}` is not an unsigned integer"))
+            record_error(
+                "load",
+                path,
+                format!("scalar `{key}` is not an unsigned integer"),
+            )
         })?;
         scalars.insert(key.clone(), value);
     }
@@ -157,7 +162,7 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<TensorPack, CkptErro
                 format!("`{name}` has shape {shape:?}, expected a flat tensor"),
             ));
         }
-        let data = TensorData::from_bytes(Bytes::from(bytes), shape, dtype);
+        let data = TensorData::from_bytes(bytes, shape, dtype);
         tensors.push((name, Tensor::from_data(data, device)));
     }
     Ok(TensorPack { tensors, scalars })
@@ -221,7 +226,12 @@ mod tests {
         let a = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, -0.0, 7e-39], [3]), &device);
         let b = Tensor::<1>::from_data(TensorData::new(vec![f32::MAX], [1]), &device);
         let scalars = BTreeMap::from([("a".to_owned(), 3u64), ("b".to_owned(), 1 << 40)]);
-        save_tensors(&path, vec![("b.x".into(), b), ("a.x".into(), a.clone())], &scalars).unwrap();
+        save_tensors(
+            &path,
+            vec![("b.x".into(), b), ("a.x".into(), a.clone())],
+            &scalars,
+        )
+        .unwrap();
         let pack = load_tensors(&path, &device).unwrap();
         assert_eq!(pack.scalars, scalars);
         let names: Vec<&str> = pack.tensors.iter().map(|(n, _)| n.as_str()).collect();

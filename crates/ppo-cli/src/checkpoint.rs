@@ -138,7 +138,10 @@ pub fn read_checkpoint(dir: &Path) -> Result<Loaded> {
 /// caller holds the only copy, so parameters are replaced one by one and the load needs about
 /// one tensor of memory beyond the critic.
 pub fn load_critic(dir: &Path, critic: ValueModel) -> Result<ValueModel> {
-    Ok(ppo_ckpt::load_module(critic, &dir.join("critic/model.bpk"))?)
+    Ok(ppo_ckpt::load_module(
+        critic,
+        &dir.join("critic/model.bpk"),
+    )?)
 }
 
 /// Loads the checkpoint's policy weights and optimiser states into `trainer` (built fresh from

@@ -53,7 +53,7 @@ fn idle_schedule(lr: f64) -> Result<Scheduler> {
 /// `ppo-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let device = train::parse_device(&args.device)?;
-    let m = export::load_checkpoint_models(&args.checkpoint, &device)?;
+    let m = export::load_checkpoint_models(&args.checkpoint, &device, true)?;
     let raw = &m.raw;
     let ppo = config::ppo_config(raw)?;
     let sampling = config::eval_sampling(raw)?;
@@ -73,7 +73,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     // The reference is the run's initial policy, rebuilt from the config as training did.
     let mut trainer = PpoTrainer::new(
         ppo,
-        m.initial_policy,
+        m.initial_policy
+            .context("load_checkpoint_models dropped the initial policy")?,
         m.critic.clone(),
         idle_schedule(raw.training.learning_rate)?,
         idle_schedule(raw.training.critic_learning_rate)?,

@@ -105,8 +105,8 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 pub struct CheckpointModels {
     /// The run's configuration (the checkpoint's snapshot over the current defaults).
     pub raw: RawConfig,
-    /// The policy as the run started (rebuilt from the configuration and seed).
-    pub initial_policy: CausalLm,
+    /// The policy as the run started (rebuilt from the configuration and seed), when asked for.
+    pub initial_policy: Option<CausalLm>,
     /// The checkpoint's policy.
     pub policy: CausalLm,
     /// The checkpoint's critic.
@@ -116,8 +116,13 @@ pub struct CheckpointModels {
 }
 
 /// Rebuilds the networks of the verified checkpoint at `dir`: configuration from its snapshot,
-/// weights from its files.
-pub fn load_checkpoint_models(dir: &Path, device: &Device) -> Result<CheckpointModels> {
+/// weights from its files. With `keep_initial` the run's initial policy is kept as well (a
+/// second copy of the policy: only evaluation, which needs the reference, asks for it).
+pub fn load_checkpoint_models(
+    dir: &Path,
+    device: &Device,
+    keep_initial: bool,
+) -> Result<CheckpointModels> {
     ppo_ckpt::verify(dir)
         .with_context(|| format!("{} is not a complete checkpoint", dir.display()))?;
     let snapshot = fs_err::read_to_string(dir.join("config.toml"))?;
@@ -125,11 +130,13 @@ pub fn load_checkpoint_models(dir: &Path, device: &Device) -> Result<CheckpointM
     let raw = config::load_raw(Some((&snapshot, &name)), None, &[])?;
     let model = config::model_config(&raw)?;
     let built = models::build(&raw, &model, device)?;
-    let policy = ppo_ckpt::load_module(built.policy.clone(), &dir.join("policy/model.bpk"))?;
+    let initial_policy = keep_initial.then(|| built.policy.clone());
+    // Without the initial policy the loads replace the only copy, one parameter at a time.
+    let policy = ppo_ckpt::load_module(built.policy, &dir.join("policy/model.bpk"))?;
     let critic = ppo_ckpt::load_module(built.critic, &dir.join("critic/model.bpk"))?;
     Ok(CheckpointModels {
         raw,
-        initial_policy: built.policy,
+        initial_policy,
         policy,
         critic,
         tokenizer: built.tokenizer,
@@ -140,7 +147,7 @@ pub fn load_checkpoint_models(dir: &Path, device: &Device) -> Result<CheckpointM
 pub fn run(args: ExportArgs) -> Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let device = Device::flex();
-    let m = load_checkpoint_models(&args.checkpoint, &device)?;
+    let m = load_checkpoint_models(&args.checkpoint, &device, false)?;
     let snapshot = fs_err::read_to_string(args.checkpoint.join("config.toml"))?;
     ppo_ckpt::replace_atomic(&args.out, |tmp| {
         write_hf(tmp, &m.raw, &m.policy, &m.critic, dtype)

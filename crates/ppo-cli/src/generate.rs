@@ -103,7 +103,7 @@ fn load(
         .checkpoint
         .as_deref()
         .context("give --model or --checkpoint")?;
-    let m = export::load_checkpoint_models(dir, device)?;
+    let m = export::load_checkpoint_models(dir, device, false)?;
     let tokenizer = models::policy_tokenizer(&m.raw, format)?;
     Ok((m.policy, tokenizer))
 }

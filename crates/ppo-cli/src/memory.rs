@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(total, 596_049_920 * 36 + 1024 * 16);
         let (lines, warning) = describe(&roles, Some(16 << 30));
         assert_eq!(lines.len(), 4);
-        assert!(lines[0].contains("policy 596.0 M") && lines[0].contains("8.88 GiB"), "{lines:?}");
+        assert!(
+            lines[0].contains("policy 596.0 M") && lines[0].contains("8.88 GiB"),
+            "{lines:?}"
+        );
         assert!(lines[3].contains("19.98 GiB"), "{lines:?}");
         let warning = warning.unwrap();
         assert!(warning.contains("gradient_checkpointing"), "{warning}");

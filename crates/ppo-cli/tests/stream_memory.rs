@@ -46,13 +46,20 @@ fn config() -> TransformerConfig {
 /// A few logits: equal for equal weights.
 fn first_values(model: &CausalLm) -> Vec<f32> {
     let logits = model.forward(&[1, 2, 3], &[true; 3], 1, None);
-    let v = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let v = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
     v[..16].to_vec()
 }
 
 fn check(what: &str, bytes: u64, largest: u64) {
     let ratio = bytes as f64 / largest as f64;
-    println!("{what}: {:.1} MiB transient = {ratio:.2} × the largest tensor", bytes as f64 / 1048576.0);
+    println!(
+        "{what}: {:.1} MiB transient = {ratio:.2} × the largest tensor",
+        bytes as f64 / 1048576.0
+    );
     assert!(
         ratio <= 1.2,
         "{what} needed {bytes} bytes beyond the model, {ratio:.2} × the largest tensor ({largest} bytes)"

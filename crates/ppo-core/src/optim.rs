@@ -81,7 +81,10 @@ impl AdamW {
 
     /// The state of the parameter at `path`, if it has one.
     pub fn moments(&self, path: &str) -> Option<&ParamMoments> {
-        self.states.values().find(|(p, _)| p == path).map(|(_, m)| m)
+        self.states
+            .values()
+            .find(|(p, _)| p == path)
+            .map(|(_, m)| m)
     }
 
     /// The state as named flat tensors (`{path}.exp_avg`, `{path}.exp_avg_sq`) and step
@@ -116,8 +119,7 @@ impl AdamW {
         };
         let mut params = ParamPaths::default();
         module.visit(&mut params);
-        let mut halves: BTreeMap<String, (Option<Tensor<1>>, Option<Tensor<1>>)> =
-            BTreeMap::new();
+        let mut halves: BTreeMap<String, (Option<Tensor<1>>, Option<Tensor<1>>)> = BTreeMap::new();
         for (name, tensor) in tensors {
             let (path, half) = if let Some(p) = name.strip_suffix(&format!(".{EXP_AVG_SQ}")) {
                 (p, 1)
@@ -158,7 +160,10 @@ impl AdamW {
             };
             states.insert(id, (path, moments));
         }
-        if let Some(path) = steps.keys().find(|p| !states.values().any(|(q, _)| q == *p)) {
+        if let Some(path) = steps
+            .keys()
+            .find(|p| !states.values().any(|(q, _)| q == *p))
+        {
             return Err(bad(format!("step count for `{path}` without moments")));
         }
         self.states = states;
@@ -275,9 +280,7 @@ impl ModuleMapper for StepMapper<'_> {
         if require_grad {
             updated = updated.require_grad();
         }
-        self.optim
-            .states
-            .insert(id, (self.path.join("."), moments));
+        self.optim.states.insert(id, (self.path.join("."), moments));
         Param::from_mapped_value(id, updated, mapper)
     }
 }
@@ -330,7 +333,10 @@ mod tests {
     fn one_step_matches_the_formula_by_hand() {
         let device = Device::flex().autodiff();
         let m = Two {
-            a: Param::from_tensor(Tensor::from_data(TensorData::new(vec![2.0f32], [1]), &device)),
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![2.0f32], [1]),
+                &device,
+            )),
             b: Param::from_tensor(Tensor::from_data(
                 TensorData::new(vec![0.0f32], [1, 1]),
                 &device,
@@ -383,13 +389,19 @@ mod tests {
         }
         let (tensors, steps) = opt.named_tensors();
         let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["a.exp_avg", "a.exp_avg_sq", "b.exp_avg", "b.exp_avg_sq"]);
+        assert_eq!(
+            names,
+            ["a.exp_avg", "a.exp_avg_sq", "b.exp_avg", "b.exp_avg_sq"]
+        );
         assert_eq!(steps.values().copied().collect::<Vec<_>>(), [2, 2]);
 
         // A module with the same values but other parameter ids continues identically.
         let v = values(&x);
         let mut y = Two {
-            a: Param::from_tensor(Tensor::from_data(TensorData::new(v[..3].to_vec(), [3]), &device)),
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(v[..3].to_vec(), [3]),
+                &device,
+            )),
             b: Param::from_tensor(Tensor::from_data(
                 TensorData::new(v[3..].to_vec(), [2, 2]),
                 &device,

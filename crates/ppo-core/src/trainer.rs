@@ -17,8 +17,8 @@ use crate::advantages::{explained_variance, gae, masked_mean_var, whiten};
 use crate::grad::clip_grad_norm;
 use crate::loss::{TokenStats, policy_loss, value_loss};
 use crate::{
-    AdamW, CoreError, KlController, KlEstimator, Metrics, PpoConfig, PromptSample,
-    Reward, RewardInput, RunningMoments,
+    AdamW, CoreError, KlController, KlEstimator, Metrics, PpoConfig, PromptSample, Reward,
+    RewardInput, RunningMoments,
 };
 
 /// A scored rollout batch with everything the update needs, `[rows, R]` arrays row-major.
@@ -161,7 +161,10 @@ fn response_values(values: Tensor<2>, prompt_len: usize) -> Tensor<2> {
 }
 
 /// An optimiser state as named flat tensors and step counts ([`AdamW::named_tensors`]).
-pub type OptimizerTensors = (Vec<(String, Tensor<1>)>, std::collections::BTreeMap<String, u64>);
+pub type OptimizerTensors = (
+    Vec<(String, Tensor<1>)>,
+    std::collections::BTreeMap<String, u64>,
+);
 
 /// Everything of a trainer that is not a tensor: with the weights and the optimiser records
 /// it restores a trainer exactly ([`PpoTrainer::restore`]).

@@ -84,7 +84,10 @@ fn restored_trainer_continues_bit_for_bit() {
         step(&mut a, i);
     }
     let state = a.state();
-    let (po, co) = (a.optimizers().0.named_tensors(), a.optimizers().1.named_tensors());
+    let (po, co) = (
+        a.optimizers().0.named_tensors(),
+        a.optimizers().1.named_tensors(),
+    );
     a.policy()
         .clone()
         .save_file(dir.path().join("p.bpk"))

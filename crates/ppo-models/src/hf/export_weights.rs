@@ -81,7 +81,8 @@ impl ModuleVisitor for ExportTensors {
 }
 
 /// Produces a tensor's bytes, handing each chunk to the sink in file order.
-pub(super) type WriteFn = Box<dyn Fn(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()>>;
+pub(super) type WriteFn =
+    Box<dyn Fn(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()>>;
 
 /// Little-endian bytes of `values` in `dtype`.
 fn encode(values: &[f32], dtype: ExportDtype) -> Vec<u8> {
