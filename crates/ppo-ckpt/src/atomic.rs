@@ -143,6 +143,88 @@ pub fn replace_atomic(
     Ok(manifest)
 }
 
+/// What [`recover_hidden_dirs`] did with one leftover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// A complete replacement (`.{name}.new-{pid}`) whose swap was cut short, put in place.
+    Completed(PathBuf),
+    /// The previous copy (`.{name}.old-{pid}`) put back where the swap had taken it from.
+    Restored(PathBuf),
+    /// A leftover nothing needs, removed.
+    Removed(PathBuf),
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Completed(p) => write!(
+                f,
+                "completed the interrupted replacement of {}",
+                p.display()
+            ),
+            Self::Restored(p) => write!(f, "restored the previous {}", p.display()),
+            Self::Removed(p) => write!(f, "removed the leftover {}", p.display()),
+        }
+    }
+}
+
+/// `(name, tag)` of a hidden sibling `.{name}.{tag}-{pid}` (tags `tmp`, `new`, `old`).
+fn parse_hidden(file_name: &str) -> Option<(&str, &str)> {
+    let rest = file_name.strip_prefix('.')?;
+    let (head, pid) = rest.rsplit_once('-')?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (name, tag) = head.rsplit_once('.')?;
+    (!name.is_empty() && matches!(tag, "tmp" | "new" | "old")).then_some((name, tag))
+}
+
+/// Cleans up after writers of `parent` that died mid-save (call only while no writer runs,
+/// e.g. under the run's lock): an interrupted [`replace_atomic`] is completed when its new
+/// copy verifies, or undone when only the old one survives; unfinished temporary directories
+/// and leftover old copies are removed. Returns what was done.
+pub fn recover_hidden_dirs(parent: &Path) -> Result<Vec<Recovery>, CkptError> {
+    if !parent.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut hidden: Vec<(String, String, PathBuf)> = Vec::new();
+    for entry in fs_err::read_dir(parent)? {
+        let path = entry?.path();
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(file_name) = file_name
+            && path.is_dir()
+            && let Some((name, tag)) = parse_hidden(&file_name)
+        {
+            hidden.push((name.to_owned(), tag.to_owned(), path));
+        }
+    }
+    // Temporary directories first (a `.new` may hold one), then new copies before old ones.
+    let rank = |tag: &str| match tag {
+        "tmp" => 0,
+        "new" => 1,
+        _ => 2,
+    };
+    hidden.sort_by(|a, b| rank(&a.1).cmp(&rank(&b.1)).then(a.2.cmp(&b.2)));
+    let mut done = Vec::new();
+    for (name, tag, path) in hidden {
+        let dest = parent.join(&name);
+        let usable = tag != "tmp" && !dest.exists() && verify(&path).is_ok();
+        if usable {
+            fs_err::rename(&path, &dest)?;
+            fs_err::File::open(parent)?.sync_all()?;
+            done.push(if tag == "new" {
+                Recovery::Completed(dest)
+            } else {
+                Recovery::Restored(dest)
+            });
+        } else {
+            fs_err::remove_dir_all(&path)?;
+            done.push(Recovery::Removed(path));
+        }
+    }
+    Ok(done)
+}
+
 /// Checks every file of the checkpoint at `dir` against its manifest.
 pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
     let damaged = |reason: String| CkptError::Damaged {
@@ -247,6 +329,43 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"2");
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_swap_are_completed_restored_or_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let p = root.path();
+        let write = |name: &str, content: &[u8]| {
+            write_atomic(&p.join(name), |tmp| {
+                Ok(std::fs::write(tmp.join("a"), content)?)
+            })
+            .unwrap();
+        };
+        // killed between the two renames of replace_atomic: best/ gone, both copies hidden
+        write(".best.new-41", b"new");
+        write(".best.old-41", b"old");
+        // killed after renaming the old copy back in place... of final/: old copy left over
+        write("final", b"current");
+        write(".final.old-42", b"stale");
+        // a swap whose new copy never completed: the old one is put back
+        std::fs::create_dir(p.join(".epoch_1.new-43")).unwrap();
+        write(".epoch_1.old-43", b"epoch");
+        // an unfinished write, and something that is not ours
+        std::fs::create_dir_all(p.join(".step_3.tmp-44/policy")).unwrap();
+        std::fs::create_dir(p.join(".cache")).unwrap();
+        let done = recover_hidden_dirs(p).unwrap();
+        assert_eq!(std::fs::read(p.join("best/a")).unwrap(), b"new");
+        assert_eq!(std::fs::read(p.join("final/a")).unwrap(), b"current");
+        assert_eq!(std::fs::read(p.join("epoch_1/a")).unwrap(), b"epoch");
+        let mut left: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".cache", "best", "epoch_1", "final"]);
+        assert!(done.contains(&Recovery::Completed(p.join("best"))));
+        assert!(done.contains(&Recovery::Restored(p.join("epoch_1"))));
+        assert_eq!(done.len(), 6, "{done:?}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ mod pack;
 mod retention;
 mod run_dir;
 
-pub use atomic::{CkptError, replace_atomic, verify, write_atomic};
+pub use atomic::{CkptError, Recovery, recover_hidden_dirs, replace_atomic, verify, write_atomic};
 pub use manifest::{FileEntry, MANIFEST, Manifest, checksum_file, fnv1a64};
 pub use pack::{TensorPack, load_module, load_tensors, save_module, save_tensors};
 pub use retention::{

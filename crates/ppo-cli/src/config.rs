@@ -167,6 +167,16 @@ pub struct RawData {
     /// Shuffle the prompts (seeded) before `max_samples` and the eval split.
     #[serde(default = "yes")]
     pub shuffle: bool,
+    /// Longest prompt in tokens (0 = the model's positions less the longest generation).
+    #[serde(default)]
+    pub max_prompt_length: usize,
+    /// What a longer prompt gets: "error" (refused before any work), "drop" or "truncate_left".
+    #[serde(default = "overflow_error")]
+    pub prompt_overflow: String,
+}
+
+fn overflow_error() -> String {
+    "error".to_owned()
 }
 
 fn yes() -> bool {
@@ -335,6 +345,8 @@ pub struct Resolved {
     /// All prompts in training order: `train_samples` for training, then the held-out ones.
     #[serde(skip)]
     pub prompts: Vec<PromptSample>,
+    /// What fitting the prompts to the model's positions did (dropped, truncated).
+    pub prompt_fit: crate::data::PromptFit,
     /// PPO iterations to run.
     pub total_steps: u64,
     /// Iterations per pass over the prompts.
@@ -381,8 +393,53 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
 /// Default ⊕ file ⊕ overrides → validated config, with its prompts loaded. Errors name the key.
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
     let raw = load_raw(None, file, sets)?;
-    let prompts = crate::data::load_prompts(&raw)?;
-    resolve(raw, prompts)
+    let (prompts, fit) = fitted_prompts(&raw)?;
+    Ok(Resolved {
+        prompt_fit: fit,
+        ..resolve(raw, prompts)?
+    })
+}
+
+/// The prompts of `raw`, checked against the longest prompt the model's positions leave room
+/// for and handled as `data.prompt_overflow` says, before any model is built.
+fn fitted_prompts(raw: &RawConfig) -> Result<(Vec<PromptSample>, crate::data::PromptFit)> {
+    let prompts = crate::data::load_prompts(raw)?;
+    let limit = prompt_limit(raw)?;
+    let tokenizer = crate::models::policy_tokenizer(raw, crate::models::prompt_format(raw))?;
+    crate::data::fit_prompts(
+        prompts,
+        tokenizer.as_ref(),
+        limit,
+        &raw.data.prompt_overflow,
+    )
+}
+
+/// The longest prompt in tokens: `data.max_prompt_length`, or the model's positions less the
+/// longest generation; refuses generation lengths the positions cannot hold.
+pub fn prompt_limit(raw: &RawConfig) -> Result<usize> {
+    let positions = model_config(raw)?.max_position_embeddings;
+    let eval_new = eval_sampling(raw)?.max_new_tokens;
+    for (key, n) in [
+        ("generation.max_new_tokens", raw.generation.max_new_tokens),
+        ("eval.max_new_tokens", eval_new),
+    ] {
+        if n >= positions {
+            bail!(
+                "invalid config key `{key}`: {n} new tokens leave no room for a prompt in the \
+                 model's {positions} positions (model.max_position_embeddings)"
+            );
+        }
+    }
+    let room = positions - raw.generation.max_new_tokens.max(eval_new);
+    match raw.data.max_prompt_length {
+        0 => Ok(room),
+        n if n > room => bail!(
+            "invalid config key `data.max_prompt_length`: {n} prompt tokens + {} new tokens \
+             exceed the model's {positions} positions (model.max_position_embeddings)",
+            positions - room
+        ),
+        n => Ok(n),
+    }
 }
 
 /// `base` (TOML text, e.g. a checkpoint's config snapshot) ⊕ file ⊕ overrides, resolved.
@@ -393,8 +450,11 @@ pub fn load_over(
     sets: &[String],
 ) -> Result<Resolved> {
     let raw = load_raw(Some((base, base_name)), file, sets)?;
-    let prompts = crate::data::load_prompts(&raw)?;
-    resolve(raw, prompts)
+    let (prompts, fit) = fitted_prompts(&raw)?;
+    Ok(Resolved {
+        prompt_fit: fit,
+        ..resolve(raw, prompts)?
+    })
 }
 
 /// The embedded default ⊕ `base` ⊕ file ⊕ overrides, as written (not validated). Keys added
@@ -616,6 +676,7 @@ pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
             eps: t.adam_eps,
             weight_decay: t.weight_decay,
         },
+        max_prompt_tokens: Some(prompt_limit(raw)?),
     };
     ppo.validate()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
@@ -771,6 +832,7 @@ pub fn resolve(raw: RawConfig, prompts: Vec<PromptSample>) -> Result<Resolved> {
         train_samples,
         eval_samples,
         prompts,
+        prompt_fit: crate::data::PromptFit::default(),
         model,
         ppo,
         total_steps,

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result, bail};
 use ppo_core::{PromptSample, letters_task};
 use ppo_data::{DataSource, Record};
-use ppo_models::Rng;
+use ppo_models::{Rng, Tokenizer};
 
 use crate::config::RawConfig;
 
@@ -132,4 +132,72 @@ mod tests {
         let names: Vec<_> = unshuffled.iter().map(|p| p.prompt.as_str()).collect();
         assert_eq!(names, ["q0", "q1", "q2"]);
     }
+}
+
+/// What [`fit_prompts`] did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PromptFit {
+    /// The longest prompt allowed, in tokens.
+    pub limit: usize,
+    /// Prompts cut to their last `limit` tokens (by the trainer, at each use).
+    pub truncated: usize,
+    /// Prompts removed.
+    pub dropped: usize,
+}
+
+impl std::fmt::Display for PromptFit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} prompts longer than {} tokens dropped, {} kept with their last {} tokens \
+             (data.prompt_overflow, data.max_prompt_length)",
+            self.dropped, self.limit, self.truncated, self.limit
+        )
+    }
+}
+
+/// Checks every prompt against `limit` tokens; longer ones are an error naming the first
+/// (`"error"`), removed (`"drop"`) or kept for the trainer to cut from the left
+/// (`"truncate_left"`).
+pub fn fit_prompts(
+    prompts: Vec<PromptSample>,
+    tokenizer: &dyn Tokenizer,
+    limit: usize,
+    overflow: &str,
+) -> Result<(Vec<PromptSample>, PromptFit)> {
+    if !matches!(overflow, "error" | "drop" | "truncate_left") {
+        bail!(
+            "invalid config key `data.prompt_overflow`: unknown policy {overflow:?} (available: \
+             \"error\", \"drop\", \"truncate_left\")"
+        );
+    }
+    let mut fit = PromptFit {
+        limit,
+        ..PromptFit::default()
+    };
+    let mut kept = Vec::with_capacity(prompts.len());
+    for (i, sample) in prompts.into_iter().enumerate() {
+        let n = tokenizer.encode_prompt(&sample.prompt).len();
+        if n <= limit {
+            kept.push(sample);
+            continue;
+        }
+        match overflow {
+            "error" => {
+                let start: String = sample.prompt.chars().take(40).collect();
+                bail!(
+                    "prompt {i} ({start:?}…) has {n} tokens, more than the {limit} the model's \
+                     positions leave after generation (data.max_prompt_length); set \
+                     data.prompt_overflow = \"truncate_left\" or \"drop\", shorten it, or \
+                     generate fewer tokens"
+                );
+            }
+            "drop" => fit.dropped += 1,
+            _ => {
+                fit.truncated += 1;
+                kept.push(sample);
+            }
+        }
+    }
+    Ok((kept, fit))
 }

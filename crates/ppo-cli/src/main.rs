@@ -8,6 +8,8 @@ mod export;
 mod generate;
 mod memory;
 mod models;
+mod run_lock;
+mod stop_signal;
 mod train;
 
 use std::path::PathBuf;
@@ -80,6 +82,10 @@ fn main() {
         Command::Export(args) => export::run(args),
     };
     if let Err(err) = result {
+        if let Some(train::Interrupted(signal)) = err.downcast_ref() {
+            // Logged already, with how to resume.
+            std::process::exit(128 + signal);
+        }
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }

@@ -21,6 +21,8 @@ use tracing::{error, info, warn};
 use crate::TrainArgs;
 use crate::checkpoint::{self, Loaded, TrainingState};
 use crate::config::{self, Resolved};
+use crate::run_lock::{self, RunLock};
+use crate::stop_signal::{self, StopSignal};
 use crate::{export, memory, models};
 
 /// Seeds of the evaluation passes: a pure function of (seed, step), so evaluation never
@@ -100,7 +102,8 @@ fn default_output_dir() -> PathBuf {
 /// A fresh run in `dir`: refuses a non-empty directory unless `overwrite`, in which case the
 /// previous run's checkpoints, exports, metrics and plots are removed.
 fn fresh_output_dir(dir: PathBuf, overwrite: bool, notes: &mut Vec<String>) -> Result<RunPlan> {
-    let non_empty = dir.is_dir() && fs_err::read_dir(&dir)?.next().is_some();
+    let non_empty = dir.is_dir()
+        && fs_err::read_dir(&dir)?.any(|e| e.is_ok_and(|e| e.file_name() != run_lock::LOCK_FILE));
     if non_empty {
         if !overwrite {
             bail!(
@@ -157,7 +160,7 @@ fn holds_only_an_aborted_start(dir: &Path) -> Result<bool> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let ok = match name.as_str() {
-            "logs" | "training_config.json" | "training_config.toml" => true,
+            "logs" | "training_config.json" | "training_config.toml" | run_lock::LOCK_FILE => true,
             "checkpoints" => fs_err::read_dir(&path)?
                 .all(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))),
             _ => false,
@@ -280,6 +283,7 @@ fn save_config(dir: &Path, resolved: &Resolved) -> Result<()> {
         "steps_per_epoch": resolved.steps_per_epoch,
         "train_samples": resolved.train_samples,
         "eval_samples": resolved.eval_samples,
+        "prompt_fit": resolved.prompt_fit,
         "config": resolved.raw,
         "resolved": {
             "model": resolved.model,
@@ -551,7 +555,56 @@ fn cli_sets(args: &TrainArgs) -> Vec<String> {
 }
 
 /// Runs `train`.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// The run ended early on a signal (its number); the process exits with 128 + it.
+#[derive(Debug)]
+pub struct Interrupted(pub i32);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by {}", stop_signal::name(self.0))
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The directory a run will write, known before anything is read from it: `--output-dir`, a
+/// new timestamped one, or the run of `--resume PATH` (`None` when PATH does not exist).
+fn run_dir_of(args: &mut TrainArgs) -> Option<PathBuf> {
+    if let Some(dir) = &args.output_dir {
+        return Some(dir.clone());
+    }
+    match args.resume.as_str() {
+        "never" | "auto" => {
+            let dir = default_output_dir();
+            args.output_dir = Some(dir.clone());
+            Some(dir)
+        }
+        path => {
+            let path = Path::new(path);
+            if is_checkpoint_dir(path) {
+                path.parent().and_then(Path::parent).map(Path::to_path_buf)
+            } else {
+                path.is_dir().then(|| path.to_path_buf())
+            }
+        }
+    }
+}
+
+pub fn run(mut args: TrainArgs) -> Result<()> {
+    let stop = StopSignal::install()?;
+    // Locked before anything in it is read, removed (--overwrite) or written.
+    let run_dir = run_dir_of(&mut args);
+    let _lock = match &run_dir {
+        Some(dir) => Some(RunLock::acquire(dir)?),
+        None => None,
+    };
+    // Under the lock no one else writes here: finish or undo saves a killed run left half done.
+    let mut recovered = Vec::new();
+    if let Some(dir) = &run_dir {
+        for parent in [dir.clone(), dir.join(ppo_ckpt::CHECKPOINTS_DIR)] {
+            recovered.extend(ppo_ckpt::recover_hidden_dirs(&parent)?);
+        }
+    }
     let sets = cli_sets(&args);
     let plan = plan_run(&args)?;
     let (resolved, loaded) = match &plan.resume_from {
@@ -599,6 +652,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     for note in &plan.notes {
         warn!("{note}");
     }
+    for recovery in &recovered {
+        warn!("interrupted save: {recovery}");
+    }
+    let fit = &resolved.prompt_fit;
+    if fit.truncated > 0 || fit.dropped > 0 {
+        warn!("{fit}");
+    }
     let loaded = loaded.map(|(dir, loaded, notes)| {
         for note in &notes {
             warn!("{note}");
@@ -623,21 +683,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
         params = session.resolved.model.num_params(),
         "policy initialised; critic = policy backbone + value head; reference = frozen initial policy"
     );
-    let result = train_loop(&mut session, &args, &guard);
+    let result = train_loop(&mut session, &args, &guard, &stop);
     let summary = session.tracker.take().map(|t| match &result {
-        Ok(()) => t.finish(),
+        Ok(None) => t.finish(),
+        Ok(Some(_)) => t.kill(),
         Err(_) => t.fail(),
     });
     if let Some(summary) = summary {
         info!("tracking: {summary}");
     }
-    if let Err(err) = &result {
-        error!("training failed: {err:#}");
+    match result {
+        Ok(None) => Ok(()),
+        Ok(Some(signal)) => Err(Interrupted(signal).into()),
+        Err(err) => {
+            error!("training failed: {err:#}");
+            Err(err)
+        }
     }
-    result
 }
 
-fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> Result<()> {
+/// The loop; `Ok(Some(signal))` when a signal stopped it (after a checkpoint).
+fn train_loop(
+    s: &mut Session,
+    args: &TrainArgs,
+    guard: &ppo_log::LogGuard,
+    stop: &StopSignal,
+) -> Result<Option<i32>> {
     let total = s.resolved.total_steps;
     let raw = s.resolved.raw.clone();
     let batch_size = s.resolved.ppo.batch_size;
@@ -651,13 +722,14 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         );
-        return Ok(());
+        return Ok(None);
     }
     let progress = TrainProgress::new(total, s.state.global_step, std::io::stderr().is_terminal());
     guard.attach_progress(&progress);
     let plateau_metric = raw.training.plateau_metric.clone();
     let plateau_on_eval = plateau_metric.starts_with("eval_");
     let mut interrupted_at = None;
+    let mut signalled = None;
 
     for step in s.state.global_step + 1..=total {
         let (indices, _) = s.state.data_order.next_batch(batch_size);
@@ -749,7 +821,9 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
             }
         }
 
-        let stop_here = args.stop_after == Some(step);
+        // A signal during the last iteration lets the run finish (only the export is left).
+        signalled = stop.received().filter(|_| step < total);
+        let stop_here = args.stop_after == Some(step) || signalled.is_some();
         let last = step == total || s.state.stopped.is_some() || stop_here;
         let every = raw.checkpoint.save_every_n_steps;
         if (every > 0 && step % every == 0) || last {
@@ -774,12 +848,19 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
     guard.detach_progress();
 
     if let Some(step) = interrupted_at {
-        info!(
-            step,
-            "stopped after iteration {step} as asked (--stop-after); continue with: ppo-cli train --output-dir {} --resume auto",
-            s.out.display()
-        );
-        return Ok(());
+        let out = s.out.display();
+        match signalled {
+            Some(signal) => warn!(
+                step,
+                "{} received: stopped after iteration {step} with a checkpoint; continue with: ppo-cli train --output-dir {out} --resume auto",
+                stop_signal::name(signal)
+            ),
+            None => info!(
+                step,
+                "stopped after iteration {step} as asked (--stop-after); continue with: ppo-cli train --output-dir {out} --resume auto"
+            ),
+        }
+        return Ok(signalled);
     }
     let final_dir = s.export("final")?;
     let scores: Vec<f64> = s
@@ -809,5 +890,5 @@ fn train_loop(s: &mut Session, args: &TrainArgs, guard: &ppo_log::LogGuard) -> R
             Err(err) => warn!("could not draw the plots: {err}"),
         }
     }
-    Ok(())
+    Ok(None)
 }

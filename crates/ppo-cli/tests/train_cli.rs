@@ -317,3 +317,206 @@ fn a_run_killed_at_any_moment_resumes_from_a_complete_checkpoint() {
         .collect();
     assert_eq!(steps, (1..=40).collect::<Vec<_>>());
 }
+
+/// A long run in the background on `run` (stdout/stderr to files under `run`'s parent).
+fn spawn_long_run(run: &Path) -> std::process::Child {
+    let log = run.with_extension("log");
+    Command::new(BIN)
+        .arg("train")
+        .arg("--output-dir")
+        .arg(run)
+        .args(tiny_args())
+        .args(["--max-steps", "400", "--set", "training.num_epochs=100"])
+        .args(["--set", "checkpoint.save_every_n_steps=1000"])
+        .args(["--set", "eval.eval_every_n_steps=1000"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `run` has recorded `n` training iterations (or 60 s pass).
+fn wait_for_iterations(run: &Path, n: usize) {
+    let path = run.join("logs/metrics.jsonl");
+    for _ in 0..600 {
+        let done = std::fs::read_to_string(&path)
+            .map(|t| t.lines().filter(|l| l.contains("\"train\"")).count())
+            .unwrap_or(0);
+        if done >= n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{} did not reach {n} iterations", run.display());
+}
+
+#[test]
+fn a_second_run_on_the_same_directory_is_refused_naming_the_pid() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    let mut first = spawn_long_run(&run);
+    wait_for_iterations(&run, 1);
+    let text = failed(train(&run, &["--max-steps", "2"]));
+    assert!(
+        text.contains("in use by another ppo-cli train") && text.contains(&first.id().to_string()),
+        "{text}"
+    );
+    // also with --overwrite: nothing of the running one is removed
+    let text = failed(train(&run, &["--resume", "never", "--overwrite"]));
+    assert!(text.contains("in use"), "{text}");
+    assert!(run.join("logs/metrics.jsonl").exists());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // the kernel released the lock with the process
+    ok(train(
+        &run,
+        &["--resume", "never", "--overwrite", "--max-steps", "1"],
+    ));
+}
+
+#[test]
+fn sigint_and_sigterm_save_a_checkpoint_and_exit_with_128_plus_the_signal() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        let child = spawn_long_run(&run);
+        wait_for_iterations(&run, 2);
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}");
+        let log = std::fs::read_to_string(run.with_extension("err")).unwrap()
+            + &std::fs::read_to_string(run.with_extension("log")).unwrap();
+        assert!(
+            log.contains(&format!("SIG{signal} received")) && log.contains("--resume auto"),
+            "{log}"
+        );
+        // the checkpoint holds every recorded iteration, and the run resumes from it
+        let recorded = metrics(&run)
+            .iter()
+            .filter(|r| r.kind == RecordKind::Train)
+            .count() as u64;
+        let latest = ppo_ckpt::latest_complete(&run).unwrap().unwrap();
+        assert_eq!(latest.step, recorded, "SIG{signal}");
+        assert!(recorded < 400);
+        let text = ok(train(&run, &["--max-steps", &(recorded + 1).to_string()]));
+        assert!(text.contains("resuming"), "{text}");
+    }
+}
+
+#[test]
+fn a_bad_config_leaves_no_output_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    failed(train(&run, &["--set", "training.learning_rate=-1"]));
+    assert!(
+        !run.exists(),
+        "{:?}",
+        std::fs::read_dir(&run).map(|d| d.count())
+    );
+}
+
+#[test]
+fn a_save_cut_between_its_renames_is_completed_on_resume() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    ok(train(&run, &["--stop-after", "4"]));
+    // as if killed inside replace_atomic: step_4 renamed to its hidden new name, a stray
+    // temporary directory beside it
+    let ckpts = run.join("checkpoints");
+    std::fs::rename(ckpts.join("step_4"), ckpts.join(".step_4.new-99999")).unwrap();
+    std::fs::create_dir_all(ckpts.join(".step_6.tmp-99999/policy")).unwrap();
+    let text = ok(train(&run, &["--stop-after", "6"]));
+    assert!(
+        text.contains("completed the interrupted replacement"),
+        "{text}"
+    );
+    assert!(
+        text.contains("step=4") && text.contains("resuming"),
+        "{text}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(left.iter().all(|n| !n.starts_with('.')), "{left:?}");
+}
+
+#[test]
+fn lengths_the_model_cannot_hold_are_refused_before_any_work() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    // the tiny model has 256 positions
+    let text = failed(train(
+        &run,
+        &["--set", "generation.max_new_tokens=100000000"],
+    ));
+    assert!(
+        text.contains("generation.max_new_tokens") && text.contains("256 positions"),
+        "{text}"
+    );
+    let text = failed(train(&run, &["--set", "eval.max_new_tokens=256"]));
+    assert!(text.contains("eval.max_new_tokens"), "{text}");
+    let text = failed(train(&run, &["--set", "data.max_prompt_length=300"]));
+    assert!(text.contains("data.max_prompt_length"), "{text}");
+    // prompts of the letters task are longer than 5 byte tokens
+    let text = failed(train(&run, &["--set", "data.max_prompt_length=5"]));
+    assert!(
+        text.contains("prompt 0") && text.contains("data.prompt_overflow"),
+        "{text}"
+    );
+    let text = failed(train(
+        &run,
+        &[
+            "--set",
+            "data.max_prompt_length=5",
+            "--set",
+            "data.prompt_overflow=cut",
+        ],
+    ));
+    assert!(
+        text.contains("data.prompt_overflow") && text.contains("\"cut\""),
+        "{text}"
+    );
+    assert!(!run.exists());
+    let text = ok(train(
+        &run,
+        &[
+            "--set",
+            "data.max_prompt_length=5",
+            "--set",
+            "data.prompt_overflow=truncate_left",
+            "--max-steps",
+            "1",
+        ],
+    ));
+    assert!(text.contains("kept with their last 5 tokens"), "{text}");
+    let first = &metrics(&run)[0];
+    assert_eq!(first.get("prompts_truncated"), Some(4.0));
+    // "drop": the English prompts (BOS + 20 bytes) go, the Chinese ones (BOS + 14 bytes) stay
+    let dropped = root.path().join("dropped");
+    let text = ok(train(
+        &dropped,
+        &[
+            "--set",
+            "data.max_prompt_length=16",
+            "--set",
+            "data.prompt_overflow=drop",
+            "--max-steps",
+            "1",
+        ],
+    ));
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dropped.join("training_config.json")).unwrap(),
+    )
+    .unwrap();
+    let n = config["prompt_fit"]["dropped"].as_u64().unwrap();
+    assert!(n > 0 && n < 20, "{n} dropped\n{text}");
+    let kept = config["train_samples"].as_u64().unwrap() + config["eval_samples"].as_u64().unwrap();
+    assert_eq!(kept, 20 - n);
+}

@@ -95,6 +95,10 @@ pub struct PpoConfig {
     pub policy_optimizer: OptimizerConfig,
     /// Critic optimiser.
     pub critic_optimizer: OptimizerConfig,
+    /// Longest prompt in tokens: a longer one keeps its last this-many tokens (counted in the
+    /// `prompts_truncated` metric). `None`: no limit.
+    #[serde(default)]
+    pub max_prompt_tokens: Option<usize>,
 }
 
 impl PpoConfig {

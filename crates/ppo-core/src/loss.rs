@@ -132,17 +132,30 @@ impl TokenStats {
     }
 }
 
-/// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss).
+/// Bound of k3's log-ratio and of k3 itself in the loss, as verl's `low_var_kl` clamps them.
+pub const K3_LOG_RATIO_CLAMP: f64 = 20.0;
+/// Upper bound of a per-token k3 in the loss.
+pub const K3_CLAMP: f64 = 10.0;
+
+/// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss), zero
+/// where `mask` `[rows, R]` is 0. Padding is masked *before* any arithmetic (its log-probs may
+/// be anything, even infinite), and k3 clamps its log-ratio to ±20 and its value to ≤ 10, as
+/// verl does, so one extreme token cannot make the loss infinite or NaN.
 pub fn kl_penalty(
     logprobs: Tensor<2>,
     ref_logprobs: Tensor<2>,
+    mask: Tensor<2>,
     estimator: crate::KlEstimator,
 ) -> Tensor<2> {
-    let d = logprobs - ref_logprobs;
+    let padding = mask.equal_elem(0.0);
+    let d = (logprobs - ref_logprobs).mask_fill(padding, 0.0);
     match estimator {
         crate::KlEstimator::K1 => d,
         crate::KlEstimator::K2 => d.clone() * d * 0.5,
-        crate::KlEstimator::K3 => d.clone().neg().exp() - 1.0 + d,
+        crate::KlEstimator::K3 => {
+            let d = d.clamp(-K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP);
+            (d.clone().neg().exp() - 1.0 + d).clamp_max(K3_CLAMP)
+        }
     }
 }
 
@@ -160,6 +173,31 @@ mod tests {
 
     fn v(x: Tensor<2>) -> Vec<f32> {
         ppo_models::to_f32_vec(x)
+    }
+
+    #[test]
+    fn kl_penalty_masks_padding_before_the_exponential_and_clamps_k3() {
+        use crate::KlEstimator;
+        // token 0: d = 0.5; token 1: padding with infinite log-probs; token 2: d = −30.
+        let logp = t(&[-1.0, f32::NEG_INFINITY, -40.0]);
+        let ref_lp = t(&[-1.5, f32::NEG_INFINITY, -10.0]);
+        let mask = t(&[1.0, 0.0, 1.0]);
+        let k1 = v(kl_penalty(
+            logp.clone(),
+            ref_lp.clone(),
+            mask.clone(),
+            KlEstimator::K1,
+        ));
+        assert_eq!(k1, [0.5, 0.0, -30.0]);
+        let k3 = v(kl_penalty(logp, ref_lp, mask, KlEstimator::K3));
+        assert!(
+            (k3[0] - ((-0.5f32).exp() - 1.0 + 0.5)).abs() < 1e-6,
+            "{k3:?}"
+        );
+        assert_eq!(k3[1], 0.0);
+        // e^20 − 1 − 20 is far above the bound.
+        assert_eq!(k3[2], 10.0);
+        assert!(k3.iter().all(|x| x.is_finite()));
     }
 
     #[test]

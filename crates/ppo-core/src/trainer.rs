@@ -62,6 +62,8 @@ pub struct Rollout {
     /// exactly the first epoch's micro-batches, so the first minibatch sees a ratio of 1
     /// bit for bit.
     pub first_epoch_order: Vec<usize>,
+    /// Prompts of the batch cut to `max_prompt_tokens` (their last tokens kept).
+    pub prompts_truncated: usize,
 }
 
 /// Result of one update over a rollout.
@@ -141,9 +143,21 @@ fn checked_scores(
     Ok(scores)
 }
 
-/// Prompt token ids as the tokenizer renders them (BOS, chat template).
-fn encode(tokenizer: &dyn Tokenizer, sample: &PromptSample) -> Vec<u32> {
-    tokenizer.encode_prompt(&sample.prompt)
+/// Prompt token ids as the tokenizer renders them (BOS, chat template), keeping the last
+/// `limit` tokens of a longer prompt. Also says whether it was cut.
+fn encode(
+    tokenizer: &dyn Tokenizer,
+    sample: &PromptSample,
+    limit: Option<usize>,
+) -> (Vec<u32>, bool) {
+    let mut ids = tokenizer.encode_prompt(&sample.prompt);
+    match limit {
+        Some(limit) if ids.len() > limit => {
+            ids.drain(..ids.len() - limit);
+            (ids, true)
+        }
+        _ => (ids, false),
+    }
 }
 
 /// Gathers `rows` of a row-major array with `width` columns.
@@ -158,6 +172,35 @@ fn gather<T: Copy>(data: &[T], width: usize, rows: &[usize]) -> Vec<T> {
 fn response_values(values: Tensor<2>, prompt_len: usize) -> Tensor<2> {
     let [b, l] = values.dims();
     values.slice([0..b, prompt_len - 1..l - 1])
+}
+
+/// Scores as the rewards use them, in `PPO_DETAILS` order: clipped to ±`clip`, normalised by
+/// the running `moments` (updated with this batch), then `missing_eos_penalty` subtracted from
+/// rows that did not finish — last, so neither the clip nor the normalisation can erase it.
+fn shape_scores(
+    scores: &[f64],
+    finished: &[bool],
+    clip: Option<f64>,
+    moments: Option<&mut RunningMoments>,
+    missing_eos_penalty: Option<f64>,
+) -> Vec<f64> {
+    let mut shaped: Vec<f64> = scores
+        .iter()
+        .map(|&s| clip.map_or(s, |c| s.clamp(-c, c)))
+        .collect();
+    if let Some(moments) = moments {
+        moments.update(&shaped);
+        let (mean, std) = (moments.mean, moments.std().max(1e-8));
+        shaped.iter_mut().for_each(|s| *s = (*s - mean) / std);
+    }
+    if let Some(p) = missing_eos_penalty {
+        for (s, &done) in shaped.iter_mut().zip(finished) {
+            if !done {
+                *s -= p;
+            }
+        }
+    }
+    shaped
 }
 
 /// An optimiser state as named flat tensors and step counts ([`AdamW::named_tensors`]).
@@ -362,7 +405,11 @@ impl PpoTrainer {
             return Err(CoreError::EmptyBatch);
         }
         let policy = self.policy.valid();
-        let prompts: Vec<Vec<u32>> = samples.iter().map(|s| encode(tokenizer, s)).collect();
+        let limit = self.config.max_prompt_tokens;
+        let prompts: Vec<Vec<u32>> = samples
+            .iter()
+            .map(|s| encode(tokenizer, s, limit).0)
+            .collect();
         let g = generate_chunked(
             &policy,
             &prompts,
@@ -443,7 +490,11 @@ impl PpoTrainer {
             .iter()
             .flat_map(|s| std::iter::repeat_n(s.clone(), cfg.group_size))
             .collect();
-        let prompts: Vec<Vec<u32>> = rows.iter().map(|s| encode(tokenizer, s)).collect();
+        let (prompts, truncated): (Vec<Vec<u32>>, Vec<bool>) = rows
+            .iter()
+            .map(|s| encode(tokenizer, s, cfg.max_prompt_tokens))
+            .unzip();
+        let prompts_truncated = truncated.iter().filter(|&&t| t).count() / cfg.group_size;
 
         let started = Instant::now();
         let policy = self.policy.valid();
@@ -528,31 +579,20 @@ impl PpoTrainer {
             time_generate,
             time_score,
             first_epoch_order,
+            prompts_truncated,
         })
     }
 
     fn shape_scores(&mut self, scores: &[f64], finished: &[bool]) -> Vec<f64> {
         let cfg = &self.config;
-        let mut shaped: Vec<f64> = scores
-            .iter()
-            .zip(finished)
-            .map(|(&s, &done)| {
-                let s = match (done, cfg.missing_eos_penalty) {
-                    (false, Some(p)) => s - p,
-                    _ => s,
-                };
-                match cfg.score_clip {
-                    Some(c) => s.clamp(-c, c),
-                    None => s,
-                }
-            })
-            .collect();
-        if cfg.normalize_score {
-            self.score_moments.update(&shaped);
-            let (mean, std) = (self.score_moments.mean, self.score_moments.std().max(1e-8));
-            shaped.iter_mut().for_each(|s| *s = (*s - mean) / std);
-        }
-        shaped
+        let moments = cfg.normalize_score.then_some(&mut self.score_moments);
+        shape_scores(
+            scores,
+            finished,
+            cfg.score_clip,
+            moments,
+            cfg.missing_eos_penalty,
+        )
     }
 
     /// Old policy log-probs and entropy, reference log-probs and critic values, all
@@ -688,8 +728,8 @@ impl PpoTrainer {
                     let mut total = pl + vl * cfg.value_loss_coef - ent_sum * cfg.entropy_coef;
                     if cfg.kl.in_loss {
                         let ref_lp = tensor2(gather(&rollout.ref_logprobs, r, micro), n, r, d);
-                        let kl = crate::loss::kl_penalty(logp.clone(), ref_lp, cfg.kl.estimator)
-                            * mask_t;
+                        let kl =
+                            crate::loss::kl_penalty(logp.clone(), ref_lp, mask_t, cfg.kl.estimator);
                         let kl_sum = kl.sum();
                         stats.kl_loss += f64::from(to_f32_vec(kl_sum.clone().detach())[0]) * beta;
                         total = total + kl_sum * beta;
@@ -837,6 +877,7 @@ impl PpoTrainer {
             g.finished.iter().filter(|&&f| f).count() as f64 / n,
         );
         m.push("kl_coef", rollout.kl_coef);
+        m.push("prompts_truncated", rollout.prompts_truncated as f64);
         m.push("grad_norm_policy", stats.grad_norm_policy);
         m.push("grad_norm_critic", stats.grad_norm_critic);
         m.push("critic_learning_rate", stats.critic_learning_rate);
@@ -845,5 +886,29 @@ impl PpoTrainer {
         m.push("time/score", rollout.time_score);
         m.push("time/update", time_update);
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_eos_penalty_comes_after_clip_and_normalisation() {
+        // Clipping 3 to 1 used to swallow the penalty when it came first: 3 − 0.5 → 1.
+        let scores = [3.0, 3.0, -0.2];
+        let finished = [true, false, true];
+        let shaped = shape_scores(&scores, &finished, Some(1.0), None, Some(0.5));
+        assert_eq!(shaped, [1.0, 0.5, -0.2]);
+        // Normalised over the clipped batch (1, 1, −0.2: mean 0.6, population std √0.32),
+        // then the unfinished row loses the full penalty.
+        let mut moments = RunningMoments::default();
+        let shaped = shape_scores(&scores, &finished, Some(1.0), Some(&mut moments), Some(0.5));
+        let std = moments.std();
+        let expected = [0.4 / std, 0.4 / std - 0.5, -0.8 / std];
+        for (got, want) in shaped.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{shaped:?} vs {expected:?}");
+        }
+        assert!((moments.mean - 0.6).abs() < 1e-12);
     }
 }

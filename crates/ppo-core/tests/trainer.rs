@@ -196,3 +196,32 @@ fn a_short_seeded_run_raises_the_reward_on_the_letters_task() {
         "score went from {first:.3} to {last:.3}: {scores:?}"
     );
 }
+
+#[test]
+fn prompts_longer_than_the_limit_keep_their_last_tokens() {
+    let samples = letters_task(4, 5);
+    let lengths: Vec<usize> = samples
+        .iter()
+        .map(|s| ppo_models::Tokenizer::encode_prompt(&ByteTokenizer, &s.prompt).len())
+        .collect();
+    let limit = 6;
+    assert!(lengths.iter().all(|&n| n > limit), "{lengths:?}");
+    let cfg = PpoConfig {
+        max_prompt_tokens: Some(limit),
+        ..config()
+    };
+    let mut t = trainer(cfg, 3);
+    let rollout = t
+        .rollout(&samples, &ByteTokenizer, &mut CharMatchReward::default())
+        .unwrap();
+    assert_eq!(rollout.prompts_truncated, samples.len());
+    assert_eq!(rollout.generation.prompt_len, limit);
+    // the kept tokens are the prompt's end
+    let full = ppo_models::Tokenizer::encode_prompt(&ByteTokenizer, &samples[0].prompt);
+    let row = &rollout.generation.sequences[..limit];
+    assert_eq!(row, &full[full.len() - limit..]);
+    let (_, metrics) = t
+        .step(&samples, &ByteTokenizer, &mut CharMatchReward::default())
+        .unwrap();
+    assert_eq!(metrics.get("prompts_truncated"), Some(4.0));
+}

@@ -44,5 +44,6 @@ pub fn config() -> PpoConfig {
             weight_decay: 0.0,
             ..Default::default()
         },
+        max_prompt_tokens: None,
     }
 }

@@ -17,6 +17,8 @@ use super::batch::{KeyValue, Metric};
 pub(crate) enum RunStatus {
     Finished,
     Failed,
+    /// Stopped by the user (a signal), resumable.
+    Killed,
 }
 
 impl RunStatus {
@@ -24,6 +26,7 @@ impl RunStatus {
         match self {
             Self::Finished => "FINISHED",
             Self::Failed => "FAILED",
+            Self::Killed => "KILLED",
         }
     }
 }

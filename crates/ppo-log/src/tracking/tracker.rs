@@ -192,6 +192,12 @@ impl Tracker {
         self.end(RunStatus::Failed)
     }
 
+    /// Sends what is buffered and marks the run KILLED (stopped by a signal, resumable),
+    /// within the finish timeout.
+    pub fn kill(mut self) -> TrackingSummary {
+        self.end(RunStatus::Killed)
+    }
+
     fn end(&mut self, status: RunStatus) -> TrackingSummary {
         let Some(inner) = self.inner.take() else {
             return TrackingSummary::default();
