@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig, PromptSample};
 use ppo_models::{SamplingConfig, TransformerConfig};
-use ppo_sched::{PlateauConfig, PlateauMode, ScheduleConfig, ScheduleKind, ThresholdMode};
+use ppo_sched::{
+    PlateauConfig, PlateauMode, SchedError, ScheduleConfig, ScheduleKind, ThresholdMode,
+};
 use serde::{Deserialize, Serialize};
 
 /// The embedded default configuration (`configs/default.toml`).
@@ -721,6 +723,21 @@ pub fn eval_sampling(raw: &RawConfig) -> Result<SamplingConfig> {
     Ok(eval_sampling)
 }
 
+/// The `[training]` key a schedule error is about; `lr_key` is the learning rate the schedule
+/// was built from. Exhaustive: a new error must say which key it blames.
+fn schedule_error_key<'a>(error: &SchedError, lr_key: &'a str) -> &'a str {
+    match error {
+        SchedError::InvalidLearningRate(_) | SchedError::InvalidState { .. } => lr_key,
+        SchedError::InvalidMinLr(_) | SchedError::MinLrAboveLearningRate { .. } => "min_lr",
+        SchedError::WarmupExceedsTotal { .. } => "warmup_steps",
+        SchedError::ZeroTotalSteps { .. } => "num_epochs",
+        SchedError::ZeroCycles => "num_cycles",
+        SchedError::InvalidDecayFraction(_) => "wsd_decay_fraction",
+        SchedError::InvalidFactor(_) => "plateau_factor",
+        SchedError::InvalidThreshold(_) => "plateau_threshold",
+    }
+}
+
 /// Turns the raw file and its loaded prompts into library configs, checking every range once.
 pub fn resolve(raw: RawConfig, prompts: Vec<PromptSample>) -> Result<Resolved> {
     let t = &raw.training;
@@ -810,16 +827,28 @@ pub fn resolve(raw: RawConfig, prompts: Vec<PromptSample>) -> Result<Resolved> {
             t.plateau_metric
         );
     }
+    // Refused even when the schedule in force does not read it: a value that can never be
+    // right is a mistake worth naming.
+    if !(t.wsd_decay_fraction > 0.0 && t.wsd_decay_fraction <= 1.0) {
+        bail!(
+            "invalid config key `training.wsd_decay_fraction`: {} must be in (0, 1]",
+            t.wsd_decay_fraction
+        );
+    }
     let schedule = |lr: f64, kind: ScheduleKind, key: &str| -> Result<ScheduleConfig> {
         let c = ScheduleConfig {
             learning_rate: lr,
-            min_lr: t.min_lr.min(lr),
+            min_lr: t.min_lr,
             warmup_steps: t.warmup_steps,
             total_steps: (total_steps * optimizer_steps_per_iteration).max(t.warmup_steps),
             kind,
         };
-        c.validate()
-            .map_err(|e| anyhow::anyhow!("invalid config key `training.{key}`: {e}"))?;
+        c.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid config key `training.{}`: {e} (the training.{key} schedule)",
+                schedule_error_key(&e, key)
+            )
+        })?;
         Ok(c)
     };
     if raw.tracking.enabled && raw.tracking.experiment_name.trim().is_empty() {
@@ -903,8 +932,19 @@ mod tests {
                 "training.plateau_factor=1.5",
                 "training.lr_scheduler_type=\"plateau\""
             ])
-            .contains("training.learning_rate")
+            .contains("`training.plateau_factor`")
         );
+        for (set, key) in [
+            ("training.min_lr=1", "`training.min_lr`"),
+            (
+                "training.wsd_decay_fraction=0",
+                "`training.wsd_decay_fraction`",
+            ),
+            ("training.num_cycles=0", "`training.num_cycles`"),
+        ] {
+            let message = err(&[set, "training.lr_scheduler_type=\"cosine_with_restarts\""]);
+            assert!(message.contains(key), "{set}: {message}");
+        }
         let a = load(None, &[]).unwrap().raw;
         let b = load(
             None,
@@ -912,6 +952,7 @@ mod tests {
                 "model.hidden_size=32".into(),
                 "seed=3".into(),
                 "training.learning_rate=1e-4".into(),
+                "training.min_lr=0".into(),
             ],
         )
         .unwrap()
@@ -920,7 +961,12 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["model.hidden_size", "seed", "training.learning_rate"]
+            [
+                "model.hidden_size",
+                "seed",
+                "training.learning_rate",
+                "training.min_lr"
+            ]
         );
         let locked: Vec<_> = keys.iter().filter(|k| is_resume_locked(k)).collect();
         assert_eq!(locked, ["model.hidden_size", "seed"]);
