@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig, PromptSample};
+use ppo_core::{
+    CoreError, KlConfig, KlEstimator, OptimizerConfig, PpoConfig, PpoField, PromptSample,
+};
 use ppo_models::{SamplingConfig, TransformerConfig};
 use ppo_sched::{
     PlateauConfig, PlateauMode, SchedError, ScheduleConfig, ScheduleKind, ThresholdMode,
@@ -680,9 +682,47 @@ pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
         },
         max_prompt_tokens: Some(prompt_limit(raw)?),
     };
-    ppo.validate()
-        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key `", "key `training.")))?;
+    ppo.validate().map_err(|e| match e {
+        CoreError::InvalidConfig { field, reason } => {
+            anyhow::anyhow!("invalid config key `{}`: {reason}", toml_key(field))
+        }
+        other => other.into(),
+    })?;
     Ok(ppo)
+}
+
+/// The TOML key a [`PpoConfig`] field is read from. Exhaustive: a new field needs its key.
+pub fn toml_key(field: PpoField) -> &'static str {
+    use PpoField as F;
+    match field {
+        F::BatchSize => "training.batch_size",
+        F::GroupSize => "training.group_size",
+        F::PpoEpochs => "training.ppo_epochs",
+        F::MiniBatchSize => "training.mini_batch_size",
+        F::GradientAccumulationSteps => "training.gradient_accumulation_steps",
+        F::ForwardBatchSize => "training.forward_batch_size",
+        F::MaxNewTokens => "generation.max_new_tokens",
+        F::Temperature => "generation.temperature",
+        F::TopP => "generation.top_p",
+        F::Gamma => "training.gamma",
+        F::Lam => "training.lam",
+        F::ClipRange => "training.clip_range",
+        F::ClipRangeValue => "training.clip_range_value",
+        F::MaxGradNorm => "training.max_grad_norm",
+        F::EntropyCoef => "training.entropy_coef",
+        F::ValueLossCoef => "training.value_loss_coef",
+        F::KlCoef => "training.kl_coef",
+        F::KlTarget => "training.kl_target",
+        F::KlHorizon => "training.kl_horizon",
+        F::ScoreClip => "training.score_clip",
+        F::MissingEosPenalty => "training.missing_eos_penalty",
+        F::MaxPromptTokens => "data.max_prompt_length",
+        // One key sets both models' AdamW.
+        F::Beta1(_) => "training.adam_beta1",
+        F::Beta2(_) => "training.adam_beta2",
+        F::Eps(_) => "training.adam_eps",
+        F::WeightDecay(_) => "training.weight_decay",
+    }
 }
 
 /// Sampling of evaluation passes (`[eval]`).
@@ -877,6 +917,114 @@ mod tests {
     fn err(sets: &[&str]) -> String {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         format!("{:#}", load(None, &sets).unwrap_err())
+    }
+
+    /// Every refusal of PpoConfig::validate, as the user sees it: the key they wrote.
+    #[test]
+    fn library_refusals_name_the_users_key() {
+        let cases: [(&str, &str); 22] = [
+            (
+                "training.batch_size=0",
+                "invalid config key `training.batch_size`: must be at least 1",
+            ),
+            (
+                "training.group_size=0",
+                "invalid config key `training.group_size`: must be at least 1",
+            ),
+            (
+                "training.ppo_epochs=0",
+                "invalid config key `training.ppo_epochs`: must be at least 1",
+            ),
+            (
+                "training.mini_batch_size=5",
+                "invalid config key `training.mini_batch_size`: 5 must divide batch_size × group_size = 64",
+            ),
+            (
+                "training.gradient_accumulation_steps=3",
+                "invalid config key `training.gradient_accumulation_steps`: 3 must divide mini_batch_size = 32",
+            ),
+            (
+                "training.forward_batch_size=0",
+                "invalid config key `training.forward_batch_size`: must be at least 1",
+            ),
+            (
+                "generation.temperature=0",
+                "invalid config key `generation.temperature`: 0 must be positive",
+            ),
+            (
+                "generation.top_p=1.5",
+                "invalid config key `generation.top_p`: 1.5 must be in (0, 1]",
+            ),
+            (
+                "training.gamma=2",
+                "invalid config key `training.gamma`: 2 must be in [0, 1]",
+            ),
+            (
+                "training.lam=-1",
+                "invalid config key `training.lam`: -1 must be in [0, 1]",
+            ),
+            (
+                "training.clip_range=0",
+                "invalid config key `training.clip_range`: 0 must be positive",
+            ),
+            (
+                "training.clip_range_value=-1",
+                "invalid config key `training.clip_range_value`: -1 must be positive",
+            ),
+            (
+                "training.max_grad_norm=0",
+                "invalid config key `training.max_grad_norm`: 0 must be positive",
+            ),
+            (
+                "training.entropy_coef=-1",
+                "invalid config key `training.entropy_coef`: -1 must be ≥ 0",
+            ),
+            (
+                "training.value_loss_coef=-1",
+                "invalid config key `training.value_loss_coef`: -1 must be ≥ 0",
+            ),
+            (
+                "training.kl_coef=-1",
+                "invalid config key `training.kl_coef`: -1 must be ≥ 0",
+            ),
+            (
+                "training.kl_horizon=0",
+                "invalid config key `training.kl_horizon`: 0 must be positive",
+            ),
+            (
+                "training.adam_beta1=1.5",
+                "invalid config key `training.adam_beta1`: 1.5 must be in [0, 1)",
+            ),
+            (
+                "training.adam_beta2=1",
+                "invalid config key `training.adam_beta2`: 1 must be in [0, 1)",
+            ),
+            (
+                "training.adam_eps=0",
+                "invalid config key `training.adam_eps`: 0 must be positive",
+            ),
+            (
+                "training.weight_decay=-1",
+                "invalid config key `training.weight_decay`: -1 must be ≥ 0",
+            ),
+            (
+                "generation.max_new_tokens=0",
+                "invalid config key `generation.max_new_tokens`: must be at least 1",
+            ),
+        ];
+        for (set, expected) in cases {
+            assert_eq!(err(&[set]), expected, "--set {set}");
+        }
+        // the fields an optional value guards (score_clip, kl_target, missing_eos_penalty: 0
+        // turns them off) and max_prompt_tokens (from data.max_prompt_length) map as well
+        for field in [
+            PpoField::ScoreClip,
+            PpoField::KlTarget,
+            PpoField::MissingEosPenalty,
+            PpoField::MaxPromptTokens,
+        ] {
+            assert!(toml_key(field).contains('.'), "{field}");
+        }
     }
 
     #[test]

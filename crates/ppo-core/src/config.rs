@@ -107,33 +107,29 @@ impl PpoConfig {
         self.batch_size * self.group_size
     }
 
-    /// Checks ranges and divisibility; the message names the key.
+    /// Checks ranges and divisibility; the error names the field ([`PpoField`]).
     pub fn validate(&self) -> Result<(), CoreError> {
-        let bad = |key: &str, why: String| {
-            Err(CoreError::InvalidConfig {
-                key: key.into(),
-                reason: why,
-            })
-        };
-        for (key, value) in [
-            ("batch_size", self.batch_size),
-            ("group_size", self.group_size),
-            ("ppo_epochs", self.ppo_epochs),
-            ("mini_batch_size", self.mini_batch_size),
+        use PpoField as F;
+        let bad = |field: PpoField, reason: String| Err(CoreError::InvalidConfig { field, reason });
+        for (field, value) in [
+            (F::BatchSize, self.batch_size),
+            (F::GroupSize, self.group_size),
+            (F::PpoEpochs, self.ppo_epochs),
+            (F::MiniBatchSize, self.mini_batch_size),
             (
-                "gradient_accumulation_steps",
+                F::GradientAccumulationSteps,
                 self.gradient_accumulation_steps,
             ),
-            ("forward_batch_size", self.forward_batch_size),
-            ("max_new_tokens", self.sampling.max_new_tokens),
+            (F::ForwardBatchSize, self.forward_batch_size),
+            (F::MaxNewTokens, self.sampling.max_new_tokens),
         ] {
             if value == 0 {
-                return bad(key, "must be at least 1".into());
+                return bad(field, "must be at least 1".into());
             }
         }
         if !self.rollout_size().is_multiple_of(self.mini_batch_size) {
             return bad(
-                "mini_batch_size",
+                F::MiniBatchSize,
                 format!(
                     "{} must divide batch_size × group_size = {}",
                     self.mini_batch_size,
@@ -146,70 +142,156 @@ impl PpoConfig {
             .is_multiple_of(self.gradient_accumulation_steps)
         {
             return bad(
-                "gradient_accumulation_steps",
+                F::GradientAccumulationSteps,
                 format!(
                     "{} must divide mini_batch_size = {}",
                     self.gradient_accumulation_steps, self.mini_batch_size
                 ),
             );
         }
-        let unit = |key: &str, v: f64| -> Result<(), CoreError> {
+        let unit = |field: PpoField, v: f64| -> Result<(), CoreError> {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                bad(key, format!("{v} must be in [0, 1]"))
+                bad(field, format!("{v} must be in [0, 1]"))
             }
         };
-        unit("gamma", self.gamma)?;
-        unit("lam", self.lam)?;
-        let positive = |key: &str, v: f64| -> Result<(), CoreError> {
+        unit(F::Gamma, self.gamma)?;
+        unit(F::Lam, self.lam)?;
+        let positive = |field: PpoField, v: f64| -> Result<(), CoreError> {
             if v > 0.0 && v.is_finite() {
                 Ok(())
             } else {
-                bad(key, format!("{v} must be positive"))
+                bad(field, format!("{v} must be positive"))
             }
         };
-        positive("clip_range", self.clip_range)?;
-        positive("clip_range_value", self.clip_range_value)?;
-        positive("max_grad_norm", self.max_grad_norm)?;
-        positive("kl.horizon", self.kl.horizon)?;
+        positive(F::ClipRange, self.clip_range)?;
+        positive(F::ClipRangeValue, self.clip_range_value)?;
+        positive(F::MaxGradNorm, self.max_grad_norm)?;
+        positive(F::KlHorizon, self.kl.horizon)?;
         if !self.sampling.greedy {
-            positive("temperature", self.sampling.temperature)?;
+            positive(F::Temperature, self.sampling.temperature)?;
         }
         if !(self.sampling.top_p > 0.0 && self.sampling.top_p <= 1.0) {
             return bad(
-                "top_p",
+                F::TopP,
                 format!("{} must be in (0, 1]", self.sampling.top_p),
             );
         }
-        let non_negative = |key: &str, v: f64| -> Result<(), CoreError> {
+        let non_negative = |field: PpoField, v: f64| -> Result<(), CoreError> {
             if v >= 0.0 && v.is_finite() {
                 Ok(())
             } else {
-                bad(key, format!("{v} must be ≥ 0"))
+                bad(field, format!("{v} must be ≥ 0"))
             }
         };
-        non_negative("entropy_coef", self.entropy_coef)?;
-        non_negative("value_loss_coef", self.value_loss_coef)?;
-        non_negative("kl_coef", self.kl.coef)?;
+        non_negative(F::EntropyCoef, self.entropy_coef)?;
+        non_negative(F::ValueLossCoef, self.value_loss_coef)?;
+        non_negative(F::KlCoef, self.kl.coef)?;
         if let Some(t) = self.kl.target {
-            positive("kl_target", t)?;
+            positive(F::KlTarget, t)?;
         }
         if let Some(c) = self.score_clip {
-            positive("score_clip", c)?;
+            positive(F::ScoreClip, c)?;
         }
-        for (prefix, o) in [
-            ("policy", &self.policy_optimizer),
-            ("critic", &self.critic_optimizer),
+        if let Some(p) = self.missing_eos_penalty {
+            non_negative(F::MissingEosPenalty, p)?;
+        }
+        if self.max_prompt_tokens == Some(0) {
+            return bad(F::MaxPromptTokens, "must be at least 1".into());
+        }
+        for (role, o) in [
+            (Role::Policy, &self.policy_optimizer),
+            (Role::Critic, &self.critic_optimizer),
         ] {
-            for (key, v) in [("beta1", o.beta1), ("beta2", o.beta2)] {
+            for (field, v) in [(F::Beta1(role), o.beta1), (F::Beta2(role), o.beta2)] {
                 if !(0.0..1.0).contains(&v) {
-                    return bad(&format!("{prefix}.{key}"), format!("{v} must be in [0, 1)"));
+                    return bad(field, format!("{v} must be in [0, 1)"));
                 }
             }
-            positive(&format!("{prefix}.eps"), o.eps)?;
-            non_negative(&format!("{prefix}.weight_decay"), o.weight_decay)?;
+            positive(F::Eps(role), o.eps)?;
+            non_negative(F::WeightDecay(role), o.weight_decay)?;
         }
         Ok(())
+    }
+}
+
+/// A trained model, for the fields that exist once per model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The policy.
+    Policy,
+    /// The critic.
+    Critic,
+}
+
+/// A field of [`PpoConfig`] that [`PpoConfig::validate`] can refuse. Callers that read the
+/// config from elsewhere map it to their own key names (exhaustively, so a new field must be
+/// given one); `Display` gives the field's path in `PpoConfig`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum PpoField {
+    BatchSize,
+    GroupSize,
+    PpoEpochs,
+    MiniBatchSize,
+    GradientAccumulationSteps,
+    ForwardBatchSize,
+    MaxNewTokens,
+    Temperature,
+    TopP,
+    Gamma,
+    Lam,
+    ClipRange,
+    ClipRangeValue,
+    MaxGradNorm,
+    EntropyCoef,
+    ValueLossCoef,
+    KlCoef,
+    KlTarget,
+    KlHorizon,
+    ScoreClip,
+    MissingEosPenalty,
+    MaxPromptTokens,
+    Beta1(Role),
+    Beta2(Role),
+    Eps(Role),
+    WeightDecay(Role),
+}
+
+impl std::fmt::Display for PpoField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let optimizer = |role: &Role| match role {
+            Role::Policy => "policy_optimizer",
+            Role::Critic => "critic_optimizer",
+        };
+        match self {
+            Self::BatchSize => f.write_str("batch_size"),
+            Self::GroupSize => f.write_str("group_size"),
+            Self::PpoEpochs => f.write_str("ppo_epochs"),
+            Self::MiniBatchSize => f.write_str("mini_batch_size"),
+            Self::GradientAccumulationSteps => f.write_str("gradient_accumulation_steps"),
+            Self::ForwardBatchSize => f.write_str("forward_batch_size"),
+            Self::MaxNewTokens => f.write_str("sampling.max_new_tokens"),
+            Self::Temperature => f.write_str("sampling.temperature"),
+            Self::TopP => f.write_str("sampling.top_p"),
+            Self::Gamma => f.write_str("gamma"),
+            Self::Lam => f.write_str("lam"),
+            Self::ClipRange => f.write_str("clip_range"),
+            Self::ClipRangeValue => f.write_str("clip_range_value"),
+            Self::MaxGradNorm => f.write_str("max_grad_norm"),
+            Self::EntropyCoef => f.write_str("entropy_coef"),
+            Self::ValueLossCoef => f.write_str("value_loss_coef"),
+            Self::KlCoef => f.write_str("kl.coef"),
+            Self::KlTarget => f.write_str("kl.target"),
+            Self::KlHorizon => f.write_str("kl.horizon"),
+            Self::ScoreClip => f.write_str("score_clip"),
+            Self::MissingEosPenalty => f.write_str("missing_eos_penalty"),
+            Self::MaxPromptTokens => f.write_str("max_prompt_tokens"),
+            Self::Beta1(r) => write!(f, "{}.beta1", optimizer(r)),
+            Self::Beta2(r) => write!(f, "{}.beta2", optimizer(r)),
+            Self::Eps(r) => write!(f, "{}.eps", optimizer(r)),
+            Self::WeightDecay(r) => write!(f, "{}.weight_decay", optimizer(r)),
+        }
     }
 }

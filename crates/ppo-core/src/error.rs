@@ -4,10 +4,10 @@
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// A configuration value is out of range.
-    #[error("invalid config key `{key}`: {reason}")]
+    #[error("invalid PpoConfig field `{field}`: {reason}")]
     InvalidConfig {
-        /// The offending key.
-        key: String,
+        /// The offending field.
+        field: crate::PpoField,
         /// Why it is rejected.
         reason: String,
     },

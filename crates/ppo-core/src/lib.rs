@@ -31,7 +31,7 @@ mod reward;
 mod trainer;
 
 pub use advantages::{explained_variance, gae, masked_mean_var, whiten};
-pub use config::{KlConfig, OptimizerConfig, PpoConfig};
+pub use config::{KlConfig, OptimizerConfig, PpoConfig, PpoField, Role};
 pub use data::{DataOrder, PromptSample, letters_task};
 pub use early_stop::{EarlyStopping, StopDecision};
 pub use error::CoreError;
