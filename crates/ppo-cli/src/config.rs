@@ -1,6 +1,7 @@
 //! Configuration: the TOML file as written (`RawConfig`), merged over the embedded default
 //! and `--set` overrides, then resolved once into validated library configs.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -369,8 +370,9 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
-/// Applies one `section.key=value` override; the value is read as TOML, or else as a string.
-fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
+/// Applies one `section.key=value` override (`--set`); the value is read as TOML, or else as a
+/// string. Returns the dotted key.
+fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<String> {
     let (path, value) = assignment
         .split_once('=')
         .with_context(|| format!("--set {assignment:?}: expected section.key=value"))?;
@@ -391,7 +393,7 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
         bail!("--set {path}: unknown key `{path}`");
     }
     current.insert((*last).to_string(), value);
-    Ok(())
+    Ok(path.trim().to_owned())
 }
 
 /// Default ⊕ file ⊕ overrides → validated config, with its prompts loaded. Errors name the key.
@@ -471,10 +473,18 @@ pub fn load_raw(
     let mut table: toml::Table = DEFAULT_TOML
         .parse()
         .context("embedded default config is not valid TOML")?;
+    // Where each key's value came from, so that an error names the user's line, not ours.
+    let mut origins: Origins = BTreeMap::new();
     if let Some((text, name)) = base {
         let overlay: toml::Table = text
             .parse()
             .with_context(|| format!("{name} is not valid TOML"))?;
+        record_origins(
+            "",
+            &overlay,
+            &Origin::Text(name.to_owned(), text.to_owned()),
+            &mut origins,
+        );
         merge(&mut table, overlay);
     }
     if let Some(path) = file {
@@ -482,14 +492,133 @@ pub fn load_raw(
         let overlay: toml::Table = text
             .parse()
             .with_context(|| format!("failed to parse config file {}", path.display()))?;
+        let origin = Origin::Text(path.display().to_string(), text);
+        record_origins("", &overlay, &origin, &mut origins);
         merge(&mut table, overlay);
     }
     for set in sets {
-        apply_set(&mut table, set)?;
+        let key = apply_set(&mut table, set)?;
+        origins.insert(key, Origin::Set(set.clone()));
     }
-    // Re-read as text so that a type error points at the offending `key = value` line.
+    // Re-read as text: the error's position in it says which key is wrong.
     let merged = toml::to_string(&table).context("failed to merge configuration")?;
-    toml::from_str(&merged).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    toml::from_str(&merged).map_err(|e| {
+        let key = e.span().and_then(|span| key_at(&merged, span.start));
+        let message = e.message().trim();
+        match key {
+            Some(key) => {
+                let origin = origins
+                    .get(&key)
+                    .map_or_else(|| "the embedded default".to_owned(), |o| o.describe(&key));
+                anyhow::anyhow!("invalid config key `{key}` ({origin}): {message}")
+            }
+            None => anyhow::anyhow!("invalid configuration: {e}"),
+        }
+    })
+}
+
+/// Where a configuration value was written.
+#[derive(Clone, Debug)]
+enum Origin {
+    /// A TOML text (a `--config` file, a checkpoint's snapshot): its name and contents.
+    Text(String, String),
+    /// A `--set` argument.
+    Set(String),
+}
+
+type Origins = BTreeMap<String, Origin>;
+
+impl Origin {
+    /// "FILE line N" or "--set ARG".
+    fn describe(&self, key: &str) -> String {
+        match self {
+            Self::Set(arg) => format!("--set {arg}"),
+            Self::Text(name, text) => match line_of(text, key) {
+                Some(line) => format!("{name} line {line}"),
+                None => name.clone(),
+            },
+        }
+    }
+}
+
+/// Records `origin` for every key of `table` (dotted, under `prefix`); an array of tables
+/// counts as one key.
+fn record_origins(prefix: &str, table: &toml::Table, origin: &Origin, out: &mut Origins) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => record_origins(&key, t, origin, out),
+            _ => {
+                out.insert(key, origin.clone());
+            }
+        }
+    }
+}
+
+/// The section header a TOML line opens (`[a.b]` or `[[a.b]]`), if it is one.
+fn section_of(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let inner = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]"));
+    inner
+        .or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(str::trim)
+}
+
+/// The key a `key = value` line sets, if it is one.
+fn key_of(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('#')).then_some(key)
+}
+
+/// The dotted key whose line holds byte `offset` of the TOML `text` (sections tracked).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let mut section = "";
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        if let Some(s) = section_of(line) {
+            section = s;
+        } else if offset < end {
+            let key = key_of(line)?;
+            return Some(if section.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+        if offset < end {
+            return None;
+        }
+        start = end;
+    }
+    None
+}
+
+/// The 1-based line of `text` that sets the dotted `key`.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(s) = section_of(line) {
+            section = s.to_owned();
+            continue;
+        }
+        if let Some(k) = key_of(line) {
+            let full = if section.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{section}.{k}")
+            };
+            if full == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Dotted keys whose values differ between two configs, in file order.
@@ -917,6 +1046,40 @@ mod tests {
     fn err(sets: &[&str]) -> String {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         format!("{:#}", load(None, &sets).unwrap_err())
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_where_the_user_wrote_it() {
+        assert_eq!(
+            err(&["training.learning_rate=\"fast\""]),
+            "invalid config key `training.learning_rate` (--set training.learning_rate=\"fast\"): \
+             invalid type: string \"fast\", expected f64"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my.toml");
+        std::fs::write(
+            &path,
+            "seed = 1\n\n[training]\n# batch\nbatch_size = \"x\"\n",
+        )
+        .unwrap();
+        let message = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+        assert_eq!(
+            message,
+            format!(
+                "invalid config key `training.batch_size` ({} line 5): invalid type: string \"x\", \
+                 expected usize",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "[training]\ncliprange = 0.2\n").unwrap();
+        let message = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+        assert!(
+            message.starts_with(&format!(
+                "invalid config key `training.cliprange` ({} line 2): unknown field `cliprange`",
+                path.display()
+            )),
+            "{message}"
+        );
     }
 
     /// Every refusal of PpoConfig::validate, as the user sees it: the key they wrote.
