@@ -209,7 +209,7 @@ mod tests {
                 };
                 ppo_ckpt::write_meta(tmp, &meta)?;
                 std::fs::write(tmp.join("weights.bpk"), vec![1u8; 2000])?;
-                Ok(())
+                Ok::<_, ppo_ckpt::CkptError>(())
             })
             .unwrap();
         };

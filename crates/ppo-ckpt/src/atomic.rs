@@ -13,6 +13,9 @@ pub enum CkptError {
     /// The destination already exists.
     #[error("checkpoint directory {0} already exists")]
     Exists(PathBuf),
+    /// A JSON file of the checkpoint could not be written.
+    #[error("failed to serialise checkpoint JSON")]
+    Json(#[source] serde_json::Error),
     /// A file is missing, has the wrong size or checksum, or the manifest is unreadable.
     #[error("checkpoint {dir} is damaged: {reason}")]
     Damaged {
@@ -88,30 +91,36 @@ fn hidden_sibling(dest: &Path, tag: &str) -> (PathBuf, PathBuf) {
 
 /// Creates `dest` atomically: `fill` writes the files into a temporary directory, then the
 /// manifest is added, everything is fsynced and the directory is renamed to `dest`.
-/// Fails if `dest` exists. On error the temporary directory is removed.
-pub fn write_atomic(
+/// Fails if `dest` exists. On error the temporary directory is removed. `fill` may fail with
+/// any error that a [`CkptError`] converts into (its own error type, `anyhow::Error`, …), and
+/// that error comes back unchanged.
+pub fn write_atomic<E: From<CkptError>>(
     dest: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), CkptError>,
-) -> Result<Manifest, CkptError> {
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<Manifest, E> {
     if dest.exists() {
-        return Err(CkptError::Exists(dest.to_path_buf()));
+        return Err(CkptError::Exists(dest.to_path_buf()).into());
     }
     let (parent, tmp) = hidden_sibling(dest, "tmp");
-    fs_err::create_dir_all(&parent)?;
-    if tmp.exists() {
-        fs_err::remove_dir_all(&tmp)?;
-    }
-    fs_err::create_dir_all(&tmp)?;
-    let result = (|| {
-        fill(&tmp)?;
+    let prepare = || -> Result<(), CkptError> {
+        fs_err::create_dir_all(&parent)?;
+        if tmp.exists() {
+            fs_err::remove_dir_all(&tmp)?;
+        }
+        fs_err::create_dir_all(&tmp)?;
+        Ok(())
+    };
+    prepare()?;
+    let finish = || -> Result<Manifest, CkptError> {
         let manifest = manifest_of(&tmp)?;
-        let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+        let json = serde_json::to_vec_pretty(&manifest).map_err(CkptError::Json)?;
         fs_err::write(tmp.join(MANIFEST), json)?;
         fsync_tree(&tmp)?;
         fs_err::rename(&tmp, dest)?;
         fs_err::File::open(&parent)?.sync_all()?;
         Ok(manifest)
-    })();
+    };
+    let result = fill(&tmp).and_then(|()| finish().map_err(E::from));
     if result.is_err() {
         let _ = fs_err::remove_dir_all(&tmp);
     }
@@ -121,25 +130,30 @@ pub fn write_atomic(
 /// Like [`write_atomic`], but replaces an existing `dest`: the new directory is completed
 /// first, then the old one is renamed aside, the new one renamed into place, and the old one
 /// removed. A crash leaves either the old or the new directory in place (or, between the two
-/// renames, the old one under a hidden `.{name}.old-{pid}` name).
-pub fn replace_atomic(
+/// renames, the old one under a hidden `.{name}.old-{pid}` name, which
+/// [`recover_hidden_dirs`] puts back).
+pub fn replace_atomic<E: From<CkptError>>(
     dest: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), CkptError>,
-) -> Result<Manifest, CkptError> {
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<Manifest, E> {
     let (parent, staged) = hidden_sibling(dest, "new");
     if staged.exists() {
-        fs_err::remove_dir_all(&staged)?;
+        fs_err::remove_dir_all(&staged).map_err(CkptError::from)?;
     }
     let manifest = write_atomic(&staged, fill)?;
-    let (_, old) = hidden_sibling(dest, "old");
-    if dest.exists() {
-        fs_err::rename(dest, &old)?;
-    }
-    fs_err::rename(&staged, dest)?;
-    fs_err::File::open(&parent)?.sync_all()?;
-    if old.exists() {
-        fs_err::remove_dir_all(&old)?;
-    }
+    let swap = || -> Result<(), CkptError> {
+        let (_, old) = hidden_sibling(dest, "old");
+        if dest.exists() {
+            fs_err::rename(dest, &old)?;
+        }
+        fs_err::rename(&staged, dest)?;
+        fs_err::File::open(&parent)?.sync_all()?;
+        if old.exists() {
+            fs_err::remove_dir_all(&old)?;
+        }
+        Ok(())
+    };
+    swap()?;
     Ok(manifest)
 }
 
@@ -319,13 +333,23 @@ mod tests {
     fn replace_swaps_in_a_complete_directory() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("best");
-        replace_atomic(&dir, |tmp| Ok(std::fs::write(tmp.join("a"), b"1")?)).unwrap();
-        replace_atomic(&dir, |tmp| Ok(std::fs::write(tmp.join("b"), b"2")?)).unwrap();
+        replace_atomic(&dir, |tmp| {
+            fs_err::write(tmp.join("a"), b"1").map_err(CkptError::Io)
+        })
+        .unwrap();
+        replace_atomic(&dir, |tmp| {
+            fs_err::write(tmp.join("b"), b"2").map_err(CkptError::Io)
+        })
+        .unwrap();
         assert!(!dir.join("a").exists());
         assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"2");
         verify(&dir).unwrap();
         // a failed fill leaves the old directory untouched
-        let failed = replace_atomic(&dir, |_| Err(CkptError::Io(std::io::Error::other("full"))));
+        let failed = replace_atomic(&dir, |_| {
+            Err(CkptError::Io(std::io::Error::from(
+                std::io::ErrorKind::StorageFull,
+            )))
+        });
         assert!(failed.is_err());
         assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"2");
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
@@ -337,7 +361,7 @@ mod tests {
         let p = root.path();
         let write = |name: &str, content: &[u8]| {
             write_atomic(&p.join(name), |tmp| {
-                Ok(std::fs::write(tmp.join("a"), content)?)
+                fs_err::write(tmp.join("a"), content).map_err(CkptError::Io)
             })
             .unwrap();
         };
@@ -374,13 +398,15 @@ mod tests {
         let dir = root.path().join("step_2");
         let err = write_atomic(&dir, |tmp| {
             std::fs::write(tmp.join("a"), b"x")?;
-            Err(CkptError::Io(std::io::Error::other("disk full")))
+            Err(CkptError::Io(std::io::Error::from(
+                std::io::ErrorKind::StorageFull,
+            )))
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
-        write_atomic(&dir, |_| Ok(())).unwrap();
+        write_atomic(&dir, |_| Ok::<_, CkptError>(())).unwrap();
         assert!(matches!(
-            write_atomic(&dir, |_| Ok(())),
+            write_atomic(&dir, |_| Ok::<_, CkptError>(())),
             Err(CkptError::Exists(_))
         ));
     }

@@ -8,9 +8,10 @@
 //! ```
 //! let root = tempfile::tempdir().unwrap();
 //! let dir = root.path().join("step_1");
+//! // `fill` returns any error a `CkptError` converts into: here `CkptError` itself.
 //! ppo_ckpt::write_atomic(&dir, |tmp| {
 //!     std::fs::write(tmp.join("state.json"), b"{}")?;
-//!     Ok(())
+//!     Ok::<_, ppo_ckpt::CkptError>(())
 //! })
 //! .unwrap();
 //! let manifest = ppo_ckpt::verify(&dir).unwrap();

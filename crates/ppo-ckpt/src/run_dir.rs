@@ -127,7 +127,7 @@ pub fn read_meta(dir: &Path) -> Result<CheckpointMeta, CkptError> {
 /// Writes `meta` as `dir/checkpoint.json` (call it inside [`crate::write_atomic`]'s `fill`, so
 /// that the manifest covers it).
 pub fn write_meta(dir: &Path, meta: &CheckpointMeta) -> Result<(), CkptError> {
-    let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+    let json = serde_json::to_vec_pretty(meta).map_err(CkptError::Json)?;
     fs_err::write(dir.join(CHECKPOINT_META), json)?;
     Ok(())
 }

@@ -39,7 +39,7 @@ fn save(dir: &Path, step: u64) {
             tmp.join("training_state.json"),
             format!("{{\"step\":{step}}}"),
         )?;
-        Ok(())
+        Ok::<_, ppo_ckpt::CkptError>(())
     })
     .unwrap();
 }

@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ppo_ckpt::{CheckpointMeta, CkptError};
+use ppo_ckpt::CheckpointMeta;
 use ppo_core::{DataOrder, EarlyStopping, PpoTrainer, TrainerState};
 use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
 use ppo_models::{CausalLm, TransformerConfig, ValueModel};
@@ -46,17 +46,9 @@ pub struct TrainingState {
     pub stopped: Option<String>,
 }
 
-fn io_err(e: impl std::fmt::Display) -> CkptError {
-    CkptError::Io(std::io::Error::other(e.to_string()))
-}
-
 /// Writes policy and critic weights (with the model shape) under `dir`.
-pub fn write_models(
-    dir: &Path,
-    trainer: &PpoTrainer,
-    model: &TransformerConfig,
-) -> Result<(), CkptError> {
-    let shape = serde_json::to_vec_pretty(model).map_err(io_err)?;
+pub fn write_models(dir: &Path, trainer: &PpoTrainer, model: &TransformerConfig) -> Result<()> {
+    let shape = serde_json::to_vec_pretty(model)?;
     for name in ["policy", "critic"] {
         fs_err::create_dir_all(dir.join(name))?;
         fs_err::write(dir.join(name).join("config.json"), &shape)?;
@@ -75,7 +67,7 @@ pub fn fill_checkpoint(
     meta: &CheckpointMeta,
     history: &[MetricsRecord],
     config_toml: &str,
-) -> Result<(), CkptError> {
+) -> Result<()> {
     write_models(dir, trainer, model)?;
     fs_err::create_dir_all(dir.join("optimizer"))?;
     let (policy_optim, critic_optim) = trainer.optimizers();
@@ -83,11 +75,11 @@ pub fn fill_checkpoint(
         let (tensors, steps) = optim.named_tensors();
         ppo_ckpt::save_tensors(&dir.join(format!("optimizer/{name}.bpk")), tensors, &steps)?;
     }
-    let json = serde_json::to_vec_pretty(state).map_err(io_err)?;
+    let json = serde_json::to_vec_pretty(state)?;
     fs_err::write(dir.join("training_state.json"), json)?;
-    let mut writer = MetricsWriter::create(dir.join("metrics_history.jsonl")).map_err(io_err)?;
+    let mut writer = MetricsWriter::create(dir.join("metrics_history.jsonl"))?;
     for record in history {
-        writer.write(record).map_err(io_err)?;
+        writer.write(record)?;
     }
     fs_err::write(dir.join("config.toml"), config_toml)?;
     ppo_ckpt::write_meta(dir, meta)?;

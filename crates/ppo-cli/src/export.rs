@@ -149,9 +149,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let device = Device::flex();
     let m = load_checkpoint_models(&args.checkpoint, &device, false)?;
     let snapshot = fs_err::read_to_string(args.checkpoint.join("config.toml"))?;
-    ppo_ckpt::replace_atomic(&args.out, |tmp| {
-        write_hf(tmp, &m.raw, &m.policy, &m.critic, dtype)
-            .map_err(|e| ppo_ckpt::CkptError::Io(std::io::Error::other(format!("{e:#}"))))?;
+    ppo_ckpt::replace_atomic(&args.out, |tmp| -> Result<()> {
+        write_hf(tmp, &m.raw, &m.policy, &m.critic, dtype)?;
         fs_err::write(tmp.join("config.toml"), &snapshot)?;
         Ok(())
     })

@@ -495,15 +495,14 @@ impl Session {
         let dir = self.out.join(name);
         let raw = &self.resolved.raw;
         let dtype = export::parse_dtype(&raw.checkpoint.export_dtype)?;
-        ppo_ckpt::replace_atomic(&dir, |tmp| {
+        ppo_ckpt::replace_atomic(&dir, |tmp| -> Result<()> {
             export::write_hf(
                 tmp,
                 raw,
                 self.trainer.policy(),
                 self.trainer.critic(),
                 dtype,
-            )
-            .map_err(|e| ppo_ckpt::CkptError::Io(std::io::Error::other(format!("{e:#}"))))?;
+            )?;
             fs_err::write(tmp.join("config.toml"), &self.config_toml)?;
             Ok(())
         })
