@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use ppo_core::PpoTrainer;
+use burn::module::Module;
+use ppo_core::EvalSettings;
 use ppo_models::Rng;
-use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 use crate::{config, data, export, models, train};
 
@@ -39,17 +39,6 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// A schedule that is never stepped (evaluation does not train) at the run's rate `lr`.
-fn idle_schedule(lr: f64) -> Result<Scheduler> {
-    Ok(Scheduler::new(ScheduleConfig {
-        learning_rate: lr,
-        min_lr: 0.0,
-        warmup_steps: 0,
-        total_steps: 1,
-        kind: ScheduleKind::Constant,
-    })?)
-}
-
 /// `ppo-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let device = train::parse_device(&args.device)?;
@@ -71,25 +60,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let mut reward = models::build_reward(raw, &device, ppo.forward_batch_size)?;
     // The reference is the run's initial policy, rebuilt from the config as training did.
-    let mut trainer = PpoTrainer::new(
-        ppo,
-        m.initial_policy
-            .context("load_checkpoint_models dropped the initial policy")?,
-        m.critic.clone(),
-        idle_schedule(raw.training.learning_rate)?,
-        idle_schedule(raw.training.critic_learning_rate)?,
-        Rng::new(raw.seed),
-    )?;
-    trainer.load_weights(m.policy, m.critic);
-    let out = trainer
-        .evaluate(
-            &samples,
-            m.tokenizer.as_ref(),
-            reward.as_mut(),
-            &sampling,
-            &mut Rng::new(args.seed),
-        )
-        .with_context(|| format!("evaluation of {} failed", args.checkpoint.display()))?;
+    let reference = m
+        .initial_policy
+        .context("load_checkpoint_models dropped the initial policy")?
+        .valid();
+    let out = ppo_core::evaluate(
+        &m.policy.valid(),
+        &reference,
+        &EvalSettings::from(&ppo),
+        &samples,
+        m.tokenizer.as_ref(),
+        reward.as_mut(),
+        &sampling,
+        &mut Rng::new(args.seed),
+    )
+    .with_context(|| format!("evaluation of {} failed", args.checkpoint.display()))?;
     if args.json {
         let mut map = serde_json::Map::new();
         map.insert("samples".into(), samples.len().into());

@@ -14,6 +14,7 @@ use ppo_sched::{Scheduler, SchedulerState};
 use serde::{Deserialize, Serialize};
 
 use crate::advantages::{explained_variance, gae, masked_mean_var, whiten};
+use crate::evaluate::{EvalOutput, EvalSettings};
 use crate::grad::clip_grad_norm;
 use crate::loss::{TokenStats, policy_loss, value_loss};
 use crate::{
@@ -109,7 +110,7 @@ fn checkpointing(policy: CausalLm, critic: ValueModel, on: bool) -> (CausalLm, V
 }
 
 /// What the reward source sees of each row.
-fn reward_inputs<'a>(
+pub(crate) fn reward_inputs<'a>(
     samples: &'a [PromptSample],
     responses: &'a [String],
     finished: &[bool],
@@ -128,7 +129,7 @@ fn reward_inputs<'a>(
 }
 
 /// Scores from `reward`, checked: one finite score per input.
-fn checked_scores(
+pub(crate) fn checked_scores(
     reward: &mut dyn Reward,
     inputs: &[RewardInput<'_>],
 ) -> Result<Vec<f64>, CoreError> {
@@ -145,7 +146,7 @@ fn checked_scores(
 
 /// Prompt token ids as the tokenizer renders them (BOS, chat template), keeping the last
 /// `limit` tokens of a longer prompt. Also says whether it was cut.
-fn encode(
+pub(crate) fn encode(
     tokenizer: &dyn Tokenizer,
     sample: &PromptSample,
     limit: Option<usize>,
@@ -161,7 +162,7 @@ fn encode(
 }
 
 /// Gathers `rows` of a row-major array with `width` columns.
-fn gather<T: Copy>(data: &[T], width: usize, rows: &[usize]) -> Vec<T> {
+pub(crate) fn gather<T: Copy>(data: &[T], width: usize, rows: &[usize]) -> Vec<T> {
     rows.iter()
         .flat_map(|&r| data[r * width..(r + 1) * width].iter().copied())
         .collect()
@@ -223,16 +224,6 @@ pub struct TrainerState {
     pub policy_schedule: SchedulerState,
     /// Critic learning-rate schedule.
     pub critic_schedule: SchedulerState,
-}
-
-/// An evaluation pass: metrics plus the decoded samples (for logging a few).
-#[derive(Clone, Debug)]
-pub struct EvalOutput {
-    /// `eval_reward`, `eval_entropy`, `eval_response_length`, `eval_kl`, and
-    /// `eval_accuracy` when the reward judges correctness.
-    pub metrics: Metrics,
-    /// (prompt, response) of each evaluated prompt.
-    pub samples: Vec<(String, String)>,
 }
 
 /// Policy, reference and critic with their optimisers, schedules and controllers.
@@ -388,11 +379,8 @@ impl PpoTrainer {
             checkpointing(policy, critic, self.config.gradient_checkpointing);
     }
 
-    /// Generates one response per sample with `sampling` (greedy by default in the CLI) and
-    /// `rng`, without touching the trainer's own random stream, and measures `eval_reward`
-    /// (mean raw score), `eval_entropy` (mean per token, at the log-prob temperature),
-    /// `eval_response_length`, `eval_kl` (mean per-sequence KL to the reference with the
-    /// configured estimator) and `eval_accuracy` when the reward judges correctness.
+    /// Evaluates the current policy on `samples` against the frozen reference (see
+    /// [`crate::evaluate`]); training state is untouched.
     pub fn evaluate(
         &self,
         samples: &[PromptSample],
@@ -401,77 +389,16 @@ impl PpoTrainer {
         sampling: &SamplingConfig,
         rng: &mut Rng,
     ) -> Result<EvalOutput, CoreError> {
-        if samples.is_empty() {
-            return Err(CoreError::EmptyBatch);
-        }
-        let policy = self.policy.valid();
-        let limit = self.config.max_prompt_tokens;
-        let prompts: Vec<Vec<u32>> = samples
-            .iter()
-            .map(|s| encode(tokenizer, s, limit).0)
-            .collect();
-        let g = generate_chunked(
-            &policy,
-            &prompts,
+        crate::evaluate::evaluate(
+            &self.policy.valid(),
+            &self.reference,
+            &EvalSettings::from(&self.config),
+            samples,
+            tokenizer,
+            reward,
             sampling,
-            tokenizer.eos_id(),
-            tokenizer.pad_id(),
             rng,
-            self.config.forward_batch_size,
-        );
-        let responses: Vec<String> = (0..g.batch_size)
-            .map(|r| tokenizer.decode(&g.response(r)))
-            .collect();
-        let inputs = reward_inputs(samples, &responses, &g.finished);
-        let scores = checked_scores(reward, &inputs)?;
-        let correct: Vec<bool> = inputs.iter().filter_map(|i| reward.is_correct(i)).collect();
-
-        let temperature = sampling.logprob_temperature();
-        let (l, p, r) = (g.seq_len(), g.prompt_len, g.response_len);
-        let response_ids = g.response_ids();
-        let rows: Vec<usize> = (0..g.batch_size).collect();
-        let (mut entropy_sum, mut tokens, mut kl_sum) = (0.0f64, 0.0f64, 0.0f64);
-        for chunk in rows.chunks(self.config.forward_batch_size.max(1)) {
-            let ids = gather(&g.sequences, l, chunk);
-            let mask = gather(&g.attention_mask, l, chunk);
-            let resp = gather(&response_ids, r, chunk);
-            let valid = gather(&g.response_mask, r, chunk);
-            let n = chunk.len();
-            let (lp, h) =
-                response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
-            let (lp_ref, _) = response_logprobs(
-                self.reference.forward(&ids, &mask, n, None),
-                &resp,
-                p,
-                temperature,
-            );
-            let (lp, h, lp_ref) = (to_f32_vec(lp), to_f32_vec(h), to_f32_vec(lp_ref));
-            for i in (0..valid.len()).filter(|&i| valid[i]) {
-                entropy_sum += f64::from(h[i]);
-                kl_sum += self
-                    .config
-                    .kl
-                    .estimator
-                    .estimate(f64::from(lp[i]) - f64::from(lp_ref[i]));
-                tokens += 1.0;
-            }
-        }
-        let n = g.batch_size as f64;
-        let mut metrics = Metrics::default();
-        metrics.push("eval_reward", scores.iter().sum::<f64>() / n);
-        metrics.push("eval_entropy", entropy_sum / tokens.max(1.0));
-        metrics.push("eval_response_length", tokens / n);
-        metrics.push("eval_kl", kl_sum / n);
-        if !correct.is_empty() {
-            let hits = correct.iter().filter(|&&c| c).count();
-            metrics.push("eval_accuracy", hits as f64 / correct.len() as f64);
-        }
-        let samples = samples
-            .iter()
-            .zip(responses)
-            .map(|(s, r)| (s.prompt.clone(), r))
-            .collect();
-        Ok(EvalOutput { metrics, samples })
+        )
     }
 
     /// Samples responses for `samples` (each `group_size` times), scores them and prepares
