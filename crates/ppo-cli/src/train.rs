@@ -153,6 +153,8 @@ fn holds_only_an_aborted_start(dir: &Path) -> Result<bool> {
     if !dir.is_dir() {
         return Ok(false);
     }
+    // Nothing but our own lock: a new directory, not an aborted run.
+    let mut anything = false;
     for entry in fs_err::read_dir(dir)? {
         let path = entry?.path();
         let name = path
@@ -160,7 +162,8 @@ fn holds_only_an_aborted_start(dir: &Path) -> Result<bool> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let ok = match name.as_str() {
-            "logs" | "training_config.json" | "training_config.toml" | run_lock::LOCK_FILE => true,
+            run_lock::LOCK_FILE => continue,
+            "logs" | "training_config.json" | "training_config.toml" => true,
             "checkpoints" => fs_err::read_dir(&path)?
                 .all(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))),
             _ => false,
@@ -168,8 +171,9 @@ fn holds_only_an_aborted_start(dir: &Path) -> Result<bool> {
         if !ok {
             return Ok(false);
         }
+        anything = true;
     }
-    Ok(true)
+    Ok(anything)
 }
 
 /// The checkpoint to resume from inside `run_dir`: the newest complete one, saying so when a

@@ -424,7 +424,9 @@ fn a_bad_config_leaves_no_output_directory() {
 fn a_save_cut_between_its_renames_is_completed_on_resume() {
     let root = tempfile::tempdir().unwrap();
     let run = root.path().join("run");
-    ok(train(&run, &["--stop-after", "4"]));
+    let text = ok(train(&run, &["--stop-after", "4"]));
+    // a new directory (holding only the lock) is not taken for an aborted run
+    assert!(!text.contains("before its first checkpoint"), "{text}");
     // as if killed inside replace_atomic: step_4 renamed to its hidden new name, a stray
     // temporary directory beside it
     let ckpts = run.join("checkpoints");
