@@ -182,15 +182,17 @@ impl std::fmt::Display for Recovery {
     }
 }
 
-/// `(name, tag)` of a hidden sibling `.{name}.{tag}-{pid}` (tags `tmp`, `new`, `old`).
-fn parse_hidden(file_name: &str) -> Option<(&str, &str)> {
+/// `(name, tag, pid)` of a hidden sibling `.{name}.{tag}-{pid}` that [`hidden_sibling`]
+/// names (tags `tmp`, `new`, `old`).
+pub(crate) fn parse_hidden(file_name: &str) -> Option<(&str, &str, u32)> {
     let rest = file_name.strip_prefix('.')?;
     let (head, pid) = rest.rsplit_once('-')?;
     if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let (name, tag) = head.rsplit_once('.')?;
-    (!name.is_empty() && matches!(tag, "tmp" | "new" | "old")).then_some((name, tag))
+    let ours = !name.is_empty() && matches!(tag, "tmp" | "new" | "old");
+    ours.then_some((name, tag, pid.parse().ok()?))
 }
 
 /// Cleans up after writers of `parent` that died mid-save (call only while no writer runs,
@@ -207,7 +209,7 @@ pub fn recover_hidden_dirs(parent: &Path) -> Result<Vec<Recovery>, CkptError> {
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         if let Some(file_name) = file_name
             && path.is_dir()
-            && let Some((name, tag)) = parse_hidden(&file_name)
+            && let Some((name, tag, _)) = parse_hidden(&file_name)
         {
             hidden.push((name.to_owned(), tag.to_owned(), path));
         }

@@ -199,14 +199,13 @@ fn parse_stray_name(name: &str) -> Option<StrayKind> {
     if name.len() > DELETING_PREFIX.len() && name.starts_with(DELETING_PREFIX) {
         return Some(StrayKind::Deleting);
     }
-    let (target, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
-    if target.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+    let (target, "tmp", pid) = crate::atomic::parse_hidden(name)? else {
         return None;
-    }
+    };
     Some(StrayKind::Temp {
         name: target.to_owned(),
         step: parse_step_dir_name(target),
-        pid: pid.parse().ok()?,
+        pid,
     })
 }
 

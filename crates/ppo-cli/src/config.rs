@@ -2,6 +2,7 @@
 //! and `--set` overrides, then resolved once into validated library configs.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -398,12 +399,13 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<String> {
 
 /// Default ⊕ file ⊕ overrides → validated config, with its prompts loaded. Errors name the key.
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Resolved> {
-    let raw = load_raw(None, file, sets)?;
+    resolve_with_prompts(load_raw(None, file, sets)?)
+}
+
+/// `raw` resolved with its prompts, loaded and fitted to the model's positions.
+fn resolve_with_prompts(raw: RawConfig) -> Result<Resolved> {
     let (prompts, fit) = fitted_prompts(&raw)?;
-    Ok(Resolved {
-        prompt_fit: fit,
-        ..resolve(raw, prompts)?
-    })
+    resolve(raw, prompts, fit)
 }
 
 /// The prompts of `raw`, checked against the longest prompt the model's positions leave room
@@ -455,12 +457,7 @@ pub fn load_over(
     file: Option<&Path>,
     sets: &[String],
 ) -> Result<Resolved> {
-    let raw = load_raw(Some((base, base_name)), file, sets)?;
-    let (prompts, fit) = fitted_prompts(&raw)?;
-    Ok(Resolved {
-        prompt_fit: fit,
-        ..resolve(raw, prompts)?
-    })
+    resolve_with_prompts(load_raw(Some((base, base_name)), file, sets)?)
 }
 
 /// The embedded default ⊕ `base` ⊕ file ⊕ overrides, as written (not validated). Keys added
@@ -575,50 +572,39 @@ fn key_of(line: &str) -> Option<&str> {
     (!key.is_empty() && !key.starts_with('#')).then_some(key)
 }
 
-/// The dotted key whose line holds byte `offset` of the TOML `text` (sections tracked).
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let mut section = "";
+/// Each line of the TOML `text`: its byte range and the dotted key it sets, if it sets one.
+fn keyed_lines(text: &str) -> impl Iterator<Item = (Range<usize>, Option<String>)> + '_ {
+    let mut section = String::new();
     let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        let end = start + line.len();
-        if let Some(s) = section_of(line) {
-            section = s;
-        } else if offset < end {
-            let key = key_of(line)?;
-            return Some(if section.is_empty() {
-                key.to_owned()
-            } else {
-                format!("{section}.{key}")
-            });
-        }
-        if offset < end {
-            return None;
-        }
-        start = end;
-    }
-    None
+    text.split_inclusive('\n').map(move |line| {
+        let range = start..start + line.len();
+        start = range.end;
+        let key = match section_of(line) {
+            Some(s) => {
+                section = s.to_owned();
+                None
+            }
+            None => key_of(line).map(|k| match section.as_str() {
+                "" => k.to_owned(),
+                s => format!("{s}.{k}"),
+            }),
+        };
+        (range, key)
+    })
+}
+
+/// The dotted key whose line holds byte `offset` of the TOML `text`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    keyed_lines(text)
+        .find(|(range, _)| range.contains(&offset))?
+        .1
 }
 
 /// The 1-based line of `text` that sets the dotted `key`.
 fn line_of(text: &str, key: &str) -> Option<usize> {
-    let mut section = String::new();
-    for (i, line) in text.lines().enumerate() {
-        if let Some(s) = section_of(line) {
-            section = s.to_owned();
-            continue;
-        }
-        if let Some(k) = key_of(line) {
-            let full = if section.is_empty() {
-                k.to_owned()
-            } else {
-                format!("{section}.{k}")
-            };
-            if full == key {
-                return Some(i + 1);
-            }
-        }
-    }
-    None
+    keyed_lines(text)
+        .position(|(_, k)| k.as_deref() == Some(key))
+        .map(|i| i + 1)
 }
 
 /// Dotted keys whose values differ between two configs, in file order.
@@ -907,8 +893,13 @@ fn schedule_error_key<'a>(error: &SchedError, lr_key: &'a str) -> &'a str {
     }
 }
 
-/// Turns the raw file and its loaded prompts into library configs, checking every range once.
-pub fn resolve(raw: RawConfig, prompts: Vec<PromptSample>) -> Result<Resolved> {
+/// Turns the raw file and its loaded prompts (fitted as `prompt_fit` says) into library
+/// configs, checking every range once.
+pub fn resolve(
+    raw: RawConfig,
+    prompts: Vec<PromptSample>,
+    prompt_fit: crate::data::PromptFit,
+) -> Result<Resolved> {
     let t = &raw.training;
     let model = model_config(&raw)?;
     check_sources(&raw)?;
@@ -1030,7 +1021,7 @@ pub fn resolve(raw: RawConfig, prompts: Vec<PromptSample>) -> Result<Resolved> {
         train_samples,
         eval_samples,
         prompts,
-        prompt_fit: crate::data::PromptFit::default(),
+        prompt_fit,
         model,
         ppo,
         total_steps,

@@ -156,6 +156,31 @@ impl std::fmt::Display for PromptFit {
     }
 }
 
+/// What a prompt longer than the limit gets (`data.prompt_overflow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Overflow {
+    /// Refused before any work, naming the prompt.
+    Error,
+    /// Removed.
+    Drop,
+    /// Kept; the trainer uses its last tokens.
+    TruncateLeft,
+}
+
+impl Overflow {
+    fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "error" => Self::Error,
+            "drop" => Self::Drop,
+            "truncate_left" => Self::TruncateLeft,
+            other => bail!(
+                "invalid config key `data.prompt_overflow`: unknown policy {other:?} (available: \
+                 \"error\", \"drop\", \"truncate_left\")"
+            ),
+        })
+    }
+}
+
 /// Checks every prompt against `limit` tokens; longer ones are an error naming the first
 /// (`"error"`), removed (`"drop"`) or kept for the trainer to cut from the left
 /// (`"truncate_left"`).
@@ -165,12 +190,7 @@ pub fn fit_prompts(
     limit: usize,
     overflow: &str,
 ) -> Result<(Vec<PromptSample>, PromptFit)> {
-    if !matches!(overflow, "error" | "drop" | "truncate_left") {
-        bail!(
-            "invalid config key `data.prompt_overflow`: unknown policy {overflow:?} (available: \
-             \"error\", \"drop\", \"truncate_left\")"
-        );
-    }
+    let overflow = Overflow::parse(overflow)?;
     let mut fit = PromptFit {
         limit,
         ..PromptFit::default()
@@ -183,7 +203,7 @@ pub fn fit_prompts(
             continue;
         }
         match overflow {
-            "error" => {
+            Overflow::Error => {
                 let start: String = sample.prompt.chars().take(40).collect();
                 bail!(
                     "prompt {i} ({start:?}…) has {n} tokens, more than the {limit} the model's \
@@ -192,8 +212,8 @@ pub fn fit_prompts(
                      generate fewer tokens"
                 );
             }
-            "drop" => fit.dropped += 1,
-            _ => {
+            Overflow::Drop => fit.dropped += 1,
+            Overflow::TruncateLeft => {
                 fit.truncated += 1;
                 kept.push(sample);
             }

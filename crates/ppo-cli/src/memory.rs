@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ppo_models::TransformerConfig;
-use ppo_models::hf::{self, HfHead};
+use ppo_models::hf;
 
 use crate::config::{RawConfig, RawRewardSource};
 
@@ -37,15 +37,13 @@ fn critic_params(backbone: &TransformerConfig) -> u64 {
     (backbone.num_params() - head + backbone.hidden_size) as u64
 }
 
-/// Parameters of the Hugging Face model in `dir` as ppo-rs would load it (`None` when its
-/// config cannot be read: the build reports that error properly).
-fn dir_params(dir: &str, as_critic: bool) -> Option<u64> {
-    let config = hf::read_config(Path::new(dir)).ok()?;
-    let t = &config.transformer;
-    Some(match (config.head, as_critic) {
-        (HfHead::CausalLm, false) => t.num_params() as u64,
-        _ => critic_params(t),
-    })
+/// Parameters of a value model (critic or reward: backbone + one-output head) built from the
+/// Hugging Face model in `dir` (`None` when its config cannot be read: the build reports that
+/// error properly).
+fn value_model_params(dir: &str) -> Option<u64> {
+    hf::load_config(Path::new(dir))
+        .ok()
+        .map(|config| critic_params(&config))
 }
 
 /// The models `raw` will build, with `policy` the resolved policy shape.
@@ -53,9 +51,9 @@ pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
     let m = &raw.model;
     let policy_params = policy.num_params() as u64;
     let critic = if !m.critic.is_empty() {
-        dir_params(&m.critic, true)
+        value_model_params(&m.critic)
     } else if m.critic_init == "reward" {
-        dir_params(&m.reward, true)
+        value_model_params(&m.reward)
     } else {
         Some(critic_params(policy))
     };
@@ -83,7 +81,7 @@ pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
         .sources
         .iter()
         .any(|s| matches!(s, RawRewardSource::Model { .. }));
-    if reward_model && let Some(params) = dir_params(&m.reward, true) {
+    if reward_model && let Some(params) = value_model_params(&m.reward) {
         roles.push(Role {
             name: "reward",
             params,

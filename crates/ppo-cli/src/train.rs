@@ -191,57 +191,44 @@ fn newest_good_checkpoint(run_dir: &Path, notes: &mut Vec<String>) -> Result<Opt
     Ok(candidate.resume_from().map(|e| e.path.clone()))
 }
 
-fn plan_run(args: &TrainArgs) -> Result<RunPlan> {
+/// What this invocation does in `dir`, the run directory [`run_dir_of`] chose (and locked).
+fn plan_run(args: &TrainArgs, dir: PathBuf) -> Result<RunPlan> {
     let mut notes = Vec::new();
     match args.resume.as_str() {
-        "never" => {
-            let dir = args.output_dir.clone().unwrap_or_else(default_output_dir);
-            fresh_output_dir(dir, args.overwrite, &mut notes)
-        }
-        "auto" => {
-            let Some(dir) = args.output_dir.clone() else {
-                return fresh_output_dir(default_output_dir(), false, &mut notes);
-            };
-            match newest_good_checkpoint(&dir, &mut notes)? {
-                None => {
-                    let aborted = holds_only_an_aborted_start(&dir)?;
-                    if aborted {
-                        notes.push(format!(
-                            "{} holds a run that stopped before its first checkpoint; starting it over",
-                            dir.display()
-                        ));
-                    }
-                    fresh_output_dir(dir, args.overwrite || aborted, &mut notes)
+        "never" => fresh_output_dir(dir, args.overwrite, &mut notes),
+        "auto" => match newest_good_checkpoint(&dir, &mut notes)? {
+            None => {
+                let aborted = holds_only_an_aborted_start(&dir)?;
+                if aborted {
+                    notes.push(format!(
+                        "{} holds a run that stopped before its first checkpoint; starting it over",
+                        dir.display()
+                    ));
                 }
-                Some(ckpt) => {
-                    let resume = if std::io::stdin().is_terminal() {
-                        for note in &notes {
-                            eprintln!("warning: {note}");
-                        }
-                        ask_yes_no(&format!("found checkpoint {}, resume?", ckpt.display()))?
-                    } else {
-                        true
-                    };
-                    if resume {
-                        Ok(RunPlan {
-                            out: dir,
-                            resume_from: Some(ckpt),
-                            notes,
-                        })
-                    } else {
-                        fresh_output_dir(dir, args.overwrite, &mut notes)
+                fresh_output_dir(dir, args.overwrite || aborted, &mut notes)
+            }
+            Some(ckpt) => {
+                let resume = if std::io::stdin().is_terminal() {
+                    for note in &notes {
+                        eprintln!("warning: {note}");
                     }
+                    ask_yes_no(&format!("found checkpoint {}, resume?", ckpt.display()))?
+                } else {
+                    true
+                };
+                if resume {
+                    Ok(RunPlan {
+                        out: dir,
+                        resume_from: Some(ckpt),
+                        notes,
+                    })
+                } else {
+                    fresh_output_dir(dir, args.overwrite, &mut notes)
                 }
             }
-        }
+        },
         path => {
             let path = PathBuf::from(path);
-            if !path.exists() {
-                bail!(
-                    "--resume {}: no such checkpoint or run directory",
-                    path.display()
-                );
-            }
             let ckpt = if is_checkpoint_dir(&path) {
                 if let Err(err) = ppo_ckpt::verify(&path) {
                     let run = path.parent().and_then(Path::parent);
@@ -262,13 +249,8 @@ fn plan_run(args: &TrainArgs) -> Result<RunPlan> {
                     )
                 })?
             };
-            let run_dir = ckpt
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
             Ok(RunPlan {
-                out: args.output_dir.clone().unwrap_or(run_dir),
+                out: dir,
                 resume_from: Some(ckpt),
                 notes,
             })
@@ -570,46 +552,47 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// The directory a run will write, known before anything is read from it: `--output-dir`, a
-/// new timestamped one, or the run of `--resume PATH` (`None` when PATH does not exist).
-fn run_dir_of(args: &mut TrainArgs) -> Option<PathBuf> {
+/// The directory a run will write, known before anything in it is read: `--output-dir`, else
+/// the run of `--resume PATH` (the run directory itself, or the one holding the checkpoint),
+/// else a new timestamped directory.
+fn run_dir_of(args: &TrainArgs) -> Result<PathBuf> {
+    let resume_path = match args.resume.as_str() {
+        "never" | "auto" => None,
+        path => Some(Path::new(path)),
+    };
+    if let Some(path) = resume_path
+        && !path.exists()
+    {
+        bail!(
+            "--resume {}: no such checkpoint or run directory",
+            path.display()
+        );
+    }
     if let Some(dir) = &args.output_dir {
-        return Some(dir.clone());
+        return Ok(dir.clone());
     }
-    match args.resume.as_str() {
-        "never" | "auto" => {
-            let dir = default_output_dir();
-            args.output_dir = Some(dir.clone());
-            Some(dir)
-        }
-        path => {
-            let path = Path::new(path);
-            if is_checkpoint_dir(path) {
-                path.parent().and_then(Path::parent).map(Path::to_path_buf)
-            } else {
-                path.is_dir().then(|| path.to_path_buf())
-            }
-        }
-    }
+    Ok(match resume_path {
+        None => default_output_dir(),
+        Some(path) if is_checkpoint_dir(path) => path
+            .parent()
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        Some(path) => path.to_path_buf(),
+    })
 }
 
-pub fn run(mut args: TrainArgs) -> Result<()> {
+pub fn run(args: TrainArgs) -> Result<()> {
     let stop = StopSignal::install()?;
     // Locked before anything in it is read, removed (--overwrite) or written.
-    let run_dir = run_dir_of(&mut args);
-    let _lock = match &run_dir {
-        Some(dir) => Some(RunLock::acquire(dir)?),
-        None => None,
-    };
+    let run_dir = run_dir_of(&args)?;
+    let _lock = RunLock::acquire(&run_dir)?;
     // Under the lock no one else writes here: finish or undo saves a killed run left half done.
-    let mut recovered = Vec::new();
-    if let Some(dir) = &run_dir {
-        for parent in [dir.clone(), dir.join(ppo_ckpt::CHECKPOINTS_DIR)] {
-            recovered.extend(ppo_ckpt::recover_hidden_dirs(&parent)?);
-        }
-    }
+    let mut recovered = ppo_ckpt::recover_hidden_dirs(&run_dir)?;
+    recovered.extend(ppo_ckpt::recover_hidden_dirs(&ppo_ckpt::checkpoints_dir(
+        &run_dir,
+    ))?);
     let sets = cli_sets(&args);
-    let plan = plan_run(&args)?;
+    let plan = plan_run(&args, run_dir)?;
     let (resolved, loaded) = match &plan.resume_from {
         None => (config::load(args.config.as_deref(), &sets)?, None),
         Some(dir) => {

@@ -41,6 +41,6 @@ pub use grad::{clip_grad_norm, global_grad_norm};
 pub use kl::{KlController, KlEstimator};
 pub use metrics::Metrics;
 pub use moments::RunningMoments;
-pub use optim::{AdamW, EXP_AVG, EXP_AVG_SQ, ParamMoments};
+pub use optim::{AdamW, EXP_AVG, EXP_AVG_SQ, OptimizerTensors, ParamMoments};
 pub use reward::{CharMatchReward, Reward, RewardError, RewardInput};
-pub use trainer::{OptimizerTensors, PpoTrainer, Rollout, TrainerState, UpdateStats};
+pub use trainer::{PpoTrainer, Rollout, TrainerState, UpdateStats};

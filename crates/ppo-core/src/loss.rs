@@ -132,9 +132,9 @@ impl TokenStats {
     }
 }
 
-/// Bound of k3's log-ratio and of k3 itself in the loss, as verl's `low_var_kl` clamps them.
+/// Bound of k3's log-ratio (±) in the loss, as verl's `low_var_kl` clamps it.
 pub const K3_LOG_RATIO_CLAMP: f64 = 20.0;
-/// Upper bound of a per-token k3 in the loss.
+/// Upper bound of a per-token k3 in the loss (verl's `low_var_kl` bound).
 pub const K3_CLAMP: f64 = 10.0;
 
 /// Differentiable per-token KL estimate from log-probs `[rows, R]` (for KL in the loss), zero

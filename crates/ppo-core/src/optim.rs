@@ -24,6 +24,9 @@ pub const EXP_AVG: &str = "exp_avg";
 /// Suffix of a second-moment tensor in [`AdamW::named_tensors`].
 pub const EXP_AVG_SQ: &str = "exp_avg_sq";
 
+/// An optimiser state as named flat tensors and step counts ([`AdamW::named_tensors`]).
+pub type OptimizerTensors = (Vec<(String, Tensor<1>)>, BTreeMap<String, u64>);
+
 /// The optimiser state of one parameter.
 #[derive(Clone, Debug)]
 pub struct ParamMoments {
@@ -89,7 +92,7 @@ impl AdamW {
 
     /// The state as named flat tensors (`{path}.exp_avg`, `{path}.exp_avg_sq`) and step
     /// counts (`{path}`), sorted by path. The tensors are handles, not copies.
-    pub fn named_tensors(&self) -> (Vec<(String, Tensor<1>)>, BTreeMap<String, u64>) {
+    pub fn named_tensors(&self) -> OptimizerTensors {
         let mut entries: Vec<&(String, ParamMoments)> = self.states.values().collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut tensors = Vec::with_capacity(2 * entries.len());
@@ -102,16 +105,15 @@ impl AdamW {
         (tensors, steps)
     }
 
-    /// Replaces the state with the one [`named_tensors`](Self::named_tensors) gave, matched to
-    /// `module`'s parameters by path. Every entry must name a float parameter of `module` with
-    /// as many elements; `what` names the model in errors.
-    pub fn load_named_tensors<M: Module>(
-        &mut self,
+    /// The optimiser of `config` with the state [`named_tensors`](Self::named_tensors) gave,
+    /// matched to `module`'s parameters by path. Every entry must name a float parameter of
+    /// `module` with as many elements; `what` names the model in errors.
+    pub fn from_named_tensors<M: Module>(
+        config: &OptimizerConfig,
         module: &M,
-        tensors: Vec<(String, Tensor<1>)>,
-        steps: &BTreeMap<String, u64>,
+        (tensors, steps): OptimizerTensors,
         what: &'static str,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Self, CoreError> {
         let bad = |message: String| CoreError::OptimizerState {
             action: "restore",
             model: what,
@@ -144,7 +146,10 @@ impl AdamW {
                 slot.1 = Some(tensor.inner());
             }
         }
-        let mut states = HashMap::with_capacity(halves.len());
+        if let Some(path) = steps.keys().find(|p| !halves.contains_key(*p)) {
+            return Err(bad(format!("step count for `{path}` without moments")));
+        }
+        let mut optim = Self::new(config);
         for (path, pair) in halves {
             let (Some(exp_avg), Some(exp_avg_sq)) = pair else {
                 return Err(bad(format!("`{path}` lacks one of its two moments")));
@@ -158,16 +163,9 @@ impl AdamW {
                 exp_avg,
                 exp_avg_sq,
             };
-            states.insert(id, (path, moments));
+            optim.states.insert(id, (path, moments));
         }
-        if let Some(path) = steps
-            .keys()
-            .find(|p| !states.values().any(|(q, _)| q == *p))
-        {
-            return Err(bad(format!("step count for `{path}` without moments")));
-        }
-        self.states = states;
-        Ok(())
+        Ok(optim)
     }
 
     /// New moments and the raw update δ (before the learning rate), as burn's
@@ -257,7 +255,11 @@ impl ModuleMapper for StepMapper<'_> {
         let value = tensor.inner();
         let dims = value.dims();
         let numel = dims.iter().product::<usize>();
-        let previous = self.optim.states.remove(&id).map(|(_, m)| m);
+        // The path is known from the first step on; only a new state needs it spelled out.
+        let (path, previous) = match self.optim.states.remove(&id) {
+            Some((path, moments)) => (path, Some(moments)),
+            None => (self.path.join("."), None),
+        };
         let (delta, moments) = self
             .optim
             .moments_update(grad.inner().reshape([numel]), previous);
@@ -280,7 +282,7 @@ impl ModuleMapper for StepMapper<'_> {
         if require_grad {
             updated = updated.require_grad();
         }
-        self.optim.states.insert(id, (self.path.join("."), moments));
+        self.optim.states.insert(id, (path, moments));
         Param::from_mapped_value(id, updated, mapper)
     }
 }
@@ -408,10 +410,9 @@ mod tests {
             )),
         };
         assert_ne!(y.a.id, x.a.id);
-        let mut restored = AdamW::new(&CONFIG);
-        restored
-            .load_named_tensors(&y, tensors.clone(), &steps, "policy")
-            .unwrap();
+        let mut restored =
+            AdamW::from_named_tensors(&CONFIG, &y, (tensors.clone(), steps.clone()), "policy")
+                .unwrap();
         let g = grads(&x, 0.5);
         let x = opt.step(0.01, x, g);
         let g = grads(&y, 0.5);
@@ -420,15 +421,14 @@ mod tests {
 
         let mut wrong = tensors.clone();
         wrong[0].0 = "c.exp_avg".into();
-        let err = AdamW::new(&CONFIG)
-            .load_named_tensors(&two(&device), wrong, &steps, "policy")
-            .unwrap_err()
-            .to_string();
+        let err =
+            AdamW::from_named_tensors(&CONFIG, &two(&device), (wrong, steps.clone()), "policy")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("c.exp_avg") && err.contains("policy"), "{err}");
         let mut short = tensors;
         short[2].1 = Tensor::zeros([3], &device);
-        let err = AdamW::new(&CONFIG)
-            .load_named_tensors(&two(&device), short, &steps, "critic")
+        let err = AdamW::from_named_tensors(&CONFIG, &two(&device), (short, steps), "critic")
             .unwrap_err()
             .to_string();
         assert!(err.contains("b.exp_avg") && err.contains("4"), "{err}");

@@ -18,8 +18,8 @@ use crate::evaluate::{EvalOutput, EvalSettings};
 use crate::grad::clip_grad_norm;
 use crate::loss::{TokenStats, policy_loss, value_loss};
 use crate::{
-    AdamW, CoreError, KlController, KlEstimator, Metrics, PpoConfig, PromptSample, Reward,
-    RewardInput, RunningMoments,
+    AdamW, CoreError, KlController, KlEstimator, Metrics, OptimizerTensors, PpoConfig,
+    PromptSample, Reward, RewardInput, RunningMoments,
 };
 
 /// A scored rollout batch with everything the update needs, `[rows, R]` arrays row-major.
@@ -204,12 +204,6 @@ fn shape_scores(
     shaped
 }
 
-/// An optimiser state as named flat tensors and step counts ([`AdamW::named_tensors`]).
-pub type OptimizerTensors = (
-    Vec<(String, Tensor<1>)>,
-    std::collections::BTreeMap<String, u64>,
-);
-
 /// Everything of a trainer that is not a tensor: with the weights and the optimiser records
 /// it restores a trainer exactly ([`PpoTrainer::restore`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -350,12 +344,11 @@ impl PpoTrainer {
         policy_optim: OptimizerTensors,
         critic_optim: OptimizerTensors,
     ) -> Result<(), CoreError> {
-        let mut optim = AdamW::new(&self.config.policy_optimizer);
-        optim.load_named_tensors(&policy, policy_optim.0, &policy_optim.1, "policy")?;
-        self.policy_optim = optim;
-        let mut optim = AdamW::new(&self.config.critic_optimizer);
-        optim.load_named_tensors(&critic, critic_optim.0, &critic_optim.1, "critic")?;
-        self.critic_optim = optim;
+        let config = &self.config;
+        self.policy_optim =
+            AdamW::from_named_tensors(&config.policy_optimizer, &policy, policy_optim, "policy")?;
+        self.critic_optim =
+            AdamW::from_named_tensors(&config.critic_optimizer, &critic, critic_optim, "critic")?;
         self.policy_schedule =
             Scheduler::from_state(self.policy_schedule.config().clone(), state.policy_schedule)?;
         self.critic_schedule =

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{bf16, f16};
 use safetensors::Dtype;
+use safetensors::tensor::TensorInfo;
 use serde_json::{Map, Value};
 
 use super::HfError;
@@ -52,34 +53,11 @@ fn io(path: &Path, source: std::io::Error) -> HfError {
     }
 }
 
-fn dtype_from_name(name: &str) -> Option<Dtype> {
-    Some(match name {
-        "BOOL" => Dtype::BOOL,
-        "U8" => Dtype::U8,
-        "I8" => Dtype::I8,
-        "I16" => Dtype::I16,
-        "U16" => Dtype::U16,
-        "F16" => Dtype::F16,
-        "BF16" => Dtype::BF16,
-        "I32" => Dtype::I32,
-        "U32" => Dtype::U32,
-        "F32" => Dtype::F32,
-        "F64" => Dtype::F64,
-        "I64" => Dtype::I64,
-        "U64" => Dtype::U64,
-        _ => return None,
-    })
-}
-
-/// Bytes per element of the dtypes a model weight may have (others are refused later).
-fn element_size(dtype: Dtype) -> Option<u64> {
-    Some(match dtype {
-        Dtype::BOOL | Dtype::U8 | Dtype::I8 => 1,
-        Dtype::F16 | Dtype::BF16 | Dtype::I16 | Dtype::U16 => 2,
-        Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
-        Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
-        _ => return None,
-    })
+/// Bytes of `numel` elements of `dtype`; `None` when that is not a whole number of bytes or
+/// overflows.
+fn byte_size(dtype: Dtype, numel: usize) -> Option<usize> {
+    let bits = numel.checked_mul(dtype.bitsize())?;
+    bits.is_multiple_of(8).then_some(bits / 8)
 }
 
 impl SafetensorsFile {
@@ -100,7 +78,7 @@ impl SafetensorsFile {
         }
         let mut header = vec![0u8; header_len as usize];
         file.read_exact(&mut header).map_err(|e| io(path, e))?;
-        let header: Map<String, Value> = serde_json::from_slice(&header)
+        let header: BTreeMap<String, Value> = serde_json::from_slice(&header)
             .map_err(|e| bad(path, format!("header is not a JSON object ({e})")))?;
         let data_start = 8 + header_len;
         let mut entries = BTreeMap::new();
@@ -108,28 +86,30 @@ impl SafetensorsFile {
             if name == "__metadata__" {
                 continue;
             }
-            let entry = parse_entry(&value)
-                .ok_or_else(|| bad(path, format!("tensor `{name}` has a malformed entry")))?;
-            let (begin, end) = (entry.0 + data_start, entry.1 + data_start);
-            let (dtype, shape) = (entry.2, entry.3);
-            let numel = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
-            let expected = element_size(dtype)
-                .zip(numel)
-                .and_then(|(size, n)| size.checked_mul(n));
-            if end < begin || end > file_len || expected.is_some_and(|e| e != end - begin) {
+            let info: TensorInfo = serde_json::from_value(value)
+                .map_err(|e| bad(path, format!("tensor `{name}` has a malformed entry ({e})")))?;
+            let (begin, end) = info.data_offsets;
+            let (begin, end) = (begin as u64 + data_start, end as u64 + data_start);
+            let expected = info
+                .shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .and_then(|numel| byte_size(info.dtype, numel));
+            if end < begin || end > file_len || expected != Some((end - begin) as usize) {
                 return Err(bad(
                     path,
                     format!(
-                        "tensor `{name}` ({dtype:?} {shape:?}) has data offsets that do not \
-                         match its size or the file's"
+                        "tensor `{name}` ({:?} {:?}) has data offsets that do not match its \
+                         size or the file's",
+                        info.dtype, info.shape
                     ),
                 ));
             }
             entries.insert(
                 name,
                 Entry {
-                    dtype,
-                    shape,
+                    dtype: info.dtype,
+                    shape: info.shape,
                     begin,
                 },
             );
@@ -213,21 +193,6 @@ impl SafetensorsFile {
     }
 }
 
-fn parse_entry(value: &Value) -> Option<(u64, u64, Dtype, Vec<usize>)> {
-    let dtype = dtype_from_name(value.get("dtype")?.as_str()?)?;
-    let shape = value
-        .get("shape")?
-        .as_array()?
-        .iter()
-        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-        .collect::<Option<Vec<usize>>>()?;
-    let offsets = value.get("data_offsets")?.as_array()?;
-    let [begin, end] = offsets.as_slice() else {
-        return None;
-    };
-    Some((begin.as_u64()?, end.as_u64()?, dtype, shape))
-}
-
 /// A tensor to write: its name, dtype and shape in the file, and a producer of its bytes in
 /// chunks (called once, in order, with a sink for each chunk).
 pub(super) struct OutTensor {
@@ -236,10 +201,6 @@ pub(super) struct OutTensor {
     pub(super) shape: Vec<usize>,
     pub(super) byte_len: usize,
     pub(super) write: super::export_weights::WriteFn,
-}
-
-fn dtype_name(dtype: Dtype) -> String {
-    format!("{dtype:?}")
 }
 
 /// Writes `tensors` (in order) and `metadata` as a safetensors file at `path`, one chunk at a
@@ -259,14 +220,16 @@ pub(super) fn write_file(
     }
     let mut offset = 0usize;
     for t in tensors {
-        header.insert(
-            t.name.clone(),
-            serde_json::json!({
-                "dtype": dtype_name(t.dtype),
-                "shape": t.shape,
-                "data_offsets": [offset, offset + t.byte_len],
-            }),
-        );
+        let info = TensorInfo {
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            data_offsets: (offset, offset + t.byte_len),
+        };
+        let info = serde_json::to_value(info).map_err(|source| HfError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        header.insert(t.name.clone(), info);
         offset += t.byte_len;
     }
     let mut text = serde_json::to_vec(&Value::Object(header)).map_err(|source| HfError::Json {
