@@ -161,7 +161,7 @@ pub fn main(args: &[&str]) -> Result<()> {
     let args = parse_args(args)?;
     let root = workspace_root();
     run_train(&args, &root)?;
-    let records = read_metrics(args.out.join("logs/metrics.jsonl"))?;
+    let records = read_metrics(ppo_ckpt::RunDir::new(&args.out).metrics_file())?;
     let report = summarize(&records)?;
     let json = serde_json::to_string_pretty(&report)?;
     fs_err::write(args.out.join("bench.json"), &json)?;

@@ -1,5 +1,5 @@
 //! `cargo xtask plot RUN_DIR [--out DIR]`: draws a run's `logs/metrics.jsonl` as PNG charts
-//! with [`ppo_log::plot_run_into`] and prints the paths written.
+//! with [`ppo_log::plot_file`] and prints the paths written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,7 +74,8 @@ pub fn main(args: &[&str]) -> Result<()> {
 
 /// Writes the charts for `args.run_dir` and prints one `wrote PATH` line per image.
 pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<Vec<PathBuf>> {
-    let written = ppo_log::plot_run_into(&args.run_dir, args.out_dir())
+    let metrics = ppo_ckpt::RunDir::new(&args.run_dir).metrics_file();
+    let written = ppo_log::plot_file(&metrics, args.out_dir())
         .with_context(|| format!("plotting run {}", args.run_dir.display()))?;
     for path in &written {
         writeln!(out, "wrote {}", path.display())?;

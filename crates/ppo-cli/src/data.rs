@@ -9,18 +9,33 @@ use ppo_core::{PromptSample, letters_task};
 use ppo_data::{DataSource, Record};
 use ppo_models::{Rng, Tokenizer};
 
-use crate::config::RawConfig;
+use crate::config::{Overflow, RawConfig, Resolved, Task};
 
 /// Seed offset of the built-in task's prompt generator.
 const LETTERS_SEED: u64 = 0x5eed;
 /// Seed offset of the dataset shuffle (independent of weights and sampling).
 const SHUFFLE_SEED: u64 = 0xda7a_5eed;
 
+/// The prompts of a run, in training order (see [`load_prompts`]), checked against the
+/// longest prompt the model's positions leave room for and handled as
+/// `data.prompt_overflow` says, before any model is built.
+pub fn run_prompts(resolved: &Resolved) -> Result<(Vec<PromptSample>, PromptFit)> {
+    let raw = &resolved.raw;
+    let prompts = load_prompts(raw)?;
+    let tokenizer = crate::models::policy_tokenizer(raw, crate::models::prompt_format(raw))?;
+    fit_prompts(
+        prompts,
+        tokenizer.as_ref(),
+        resolved.prompt_limit(),
+        raw.data.prompt_overflow,
+    )
+}
+
 /// The prompts of `raw`, in training order (train split first, then eval).
 pub fn load_prompts(raw: &RawConfig) -> Result<Vec<PromptSample>> {
     let d = &raw.data;
-    match d.task.as_str() {
-        "letters" => {
+    match d.task {
+        Task::Letters => {
             if !d.sources.is_empty() {
                 bail!(
                     "invalid config key `data.sources`: files are read only with data.task = \"files\""
@@ -32,7 +47,7 @@ pub fn load_prompts(raw: &RawConfig) -> Result<Vec<PromptSample>> {
             }
             Ok(prompts)
         }
-        "files" => {
+        Task::Files => {
             if d.sources.is_empty() {
                 bail!(
                     "invalid config key `data.sources`: data.task = \"files\" needs at least one [[data.sources]] entry"
@@ -41,9 +56,6 @@ pub fn load_prompts(raw: &RawConfig) -> Result<Vec<PromptSample>> {
             let records = ppo_data::load_sources(&d.sources)?;
             Ok(arrange(records, d.shuffle, d.max_samples, raw.seed))
         }
-        other => bail!(
-            "invalid config key `data.task`: unknown task {other:?} (available: \"letters\", \"files\")"
-        ),
     }
 }
 
@@ -156,31 +168,6 @@ impl std::fmt::Display for PromptFit {
     }
 }
 
-/// What a prompt longer than the limit gets (`data.prompt_overflow`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Overflow {
-    /// Refused before any work, naming the prompt.
-    Error,
-    /// Removed.
-    Drop,
-    /// Kept; the trainer uses its last tokens.
-    TruncateLeft,
-}
-
-impl Overflow {
-    fn parse(name: &str) -> Result<Self> {
-        Ok(match name {
-            "error" => Self::Error,
-            "drop" => Self::Drop,
-            "truncate_left" => Self::TruncateLeft,
-            other => bail!(
-                "invalid config key `data.prompt_overflow`: unknown policy {other:?} (available: \
-                 \"error\", \"drop\", \"truncate_left\")"
-            ),
-        })
-    }
-}
-
 /// Checks every prompt against `limit` tokens; longer ones are an error naming the first
 /// (`"error"`), removed (`"drop"`) or kept for the trainer to cut from the left
 /// (`"truncate_left"`).
@@ -188,9 +175,8 @@ pub fn fit_prompts(
     prompts: Vec<PromptSample>,
     tokenizer: &dyn Tokenizer,
     limit: usize,
-    overflow: &str,
+    overflow: Overflow,
 ) -> Result<(Vec<PromptSample>, PromptFit)> {
-    let overflow = Overflow::parse(overflow)?;
     let mut fit = PromptFit {
         limit,
         ..PromptFit::default()

@@ -8,7 +8,7 @@ use burn::module::Module;
 use ppo_core::EvalSettings;
 use ppo_models::Rng;
 
-use crate::{config, data, export, models, train};
+use crate::{config, data, device, export, models};
 
 /// Options of `eval`.
 #[derive(clap::Args, Debug)]
@@ -41,7 +41,7 @@ pub struct EvalArgs {
 
 /// `ppo-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    let device = train::parse_device(&args.device)?;
+    let device = device::parse_device(&args.device)?;
     let m = export::load_checkpoint_models(&args.checkpoint, &device, true)?;
     let raw = &m.raw;
     let ppo = config::ppo_config(raw)?;

@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use ppo_models::hf::{self, ExportDtype, ExportOptions};
 use ppo_models::{ByteTokenizer, CausalLm, Tokenizer, ValueModel};
 
-use crate::config::{self, RawConfig};
+use crate::config::{self, CriticInit, RawConfig};
 use crate::models;
 
 /// Options of `export`.
@@ -57,7 +57,7 @@ pub fn write_hf(
         Some(read_json(
             &Path::new(&raw.model.critic).join("config.json"),
         )?)
-    } else if raw.model.critic_init == "reward" {
+    } else if raw.model.critic_init == CriticInit::Reward {
         Some(read_json(
             &Path::new(&raw.model.reward).join("config.json"),
         )?)

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use ppo_models::hf::{self, HfHead};
 use ppo_models::{CausalLm, PromptFormat, Rng, SamplingConfig, Tokenizer, generate};
 
-use crate::{export, models, train};
+use crate::{device, export, models};
 
 /// Options of `generate`.
 #[derive(clap::Args, Debug)]
@@ -110,7 +110,7 @@ fn load(
 
 /// `ppo-cli generate`.
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let device = train::parse_device(&args.device)?;
+    let device = device::parse_device(&args.device)?;
     let sampling = SamplingConfig {
         temperature: args.temperature,
         top_k: args.top_k,

@@ -3,6 +3,7 @@
 mod checkpoint;
 mod config;
 mod data;
+mod device;
 mod eval;
 mod export;
 mod generate;

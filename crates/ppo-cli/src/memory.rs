@@ -6,7 +6,7 @@ use std::path::Path;
 use ppo_models::TransformerConfig;
 use ppo_models::hf;
 
-use crate::config::{RawConfig, RawRewardSource};
+use crate::config::{CriticInit, RawConfig, RawRewardSource};
 
 /// One model of the run.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +52,7 @@ pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
     let policy_params = policy.num_params() as u64;
     let critic = if !m.critic.is_empty() {
         value_model_params(&m.critic)
-    } else if m.critic_init == "reward" {
+    } else if m.critic_init == CriticInit::Reward {
         value_model_params(&m.reward)
     } else {
         Some(critic_params(policy))
@@ -209,4 +209,18 @@ mod tests {
         assert!(describe(&roles, Some(32 << 30)).1.is_none());
         assert!(describe(&roles, None).1.is_none());
     }
+}
+
+/// A field of `/proc/self/status` in MiB (Linux; NaN elsewhere).
+pub fn proc_status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

@@ -20,7 +20,7 @@ use ppo_reward::{
     RewardModelConfig, WeightedReward,
 };
 
-use crate::config::{RawConfig, RawRewardSource};
+use crate::config::{CriticInit, RawConfig, RawRewardSource};
 
 /// Policy, critic and tokenizer of a run, before training.
 pub struct Models {
@@ -40,11 +40,7 @@ pub fn prompt_format(raw: &RawConfig) -> PromptFormat {
     PromptFormat {
         use_chat_template: m.use_chat_template,
         system_prompt: (!m.system_prompt.is_empty()).then(|| m.system_prompt.clone()),
-        enable_thinking: match m.enable_thinking.as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        },
+        enable_thinking: m.enable_thinking,
     }
 }
 
@@ -105,7 +101,7 @@ pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Res
     let critic = if !m.critic.is_empty() {
         load_critic(Path::new(&m.critic), &mut rng, device)
             .with_context(|| format!("cannot load the critic `model.critic` = {:?}", m.critic))?
-    } else if m.critic_init == "reward" {
+    } else if m.critic_init == CriticInit::Reward {
         let (_, reward_model) = hf::load_value_model(&m.reward, device).with_context(|| {
             format!(
                 "cannot load `model.reward` = {:?} for critic_init",

@@ -7,9 +7,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-
-/// Name of the lock file inside a run directory.
-pub const LOCK_FILE: &str = ".lock";
+use ppo_ckpt::{LOCK_FILE, RunDir};
 
 /// The held lock. Dropping it leaves the file (its lock is gone with the descriptor); a
 /// directory this lock created and nothing else wrote into is removed again, so a run that
@@ -25,7 +23,7 @@ impl RunLock {
     pub fn acquire(dir: &Path) -> Result<Self> {
         let created_dir = !dir.exists();
         fs_err::create_dir_all(dir)?;
-        let path = dir.join(LOCK_FILE);
+        let path = RunDir::new(dir).lock_file();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -482,7 +482,7 @@ fn lengths_the_model_cannot_hold_are_refused_before_any_work() {
         ],
     ));
     assert!(
-        text.contains("data.prompt_overflow") && text.contains("\"cut\""),
+        text.contains("data.prompt_overflow") && text.contains("`cut`"),
         "{text}"
     );
     assert!(!run.exists());

@@ -5,6 +5,19 @@
 
 use burn::tensor::Tensor;
 
+/// The clipped surrogate of a micro-batch, per token `[rows, R]`, with what is reported about
+/// it: every statistic comes from these tensors, so the loss and its metrics cannot disagree.
+pub struct PolicyTerms {
+    /// max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)), 0 on padding. The only differentiable term.
+    pub loss: Tensor<2>,
+    /// logπ − logπ_old.
+    pub log_ratio: Tensor<2>,
+    /// ρ = exp(logπ − logπ_old).
+    pub ratio: Tensor<2>,
+    /// 1 where the clipped term was the larger one (it set the loss), else 0.
+    pub clipped: Tensor<2>,
+}
+
 /// Clipped surrogate: max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)) with ρ = exp(logπ − logπ_old).
 pub fn policy_loss(
     logprobs: Tensor<2>,
@@ -12,11 +25,30 @@ pub fn policy_loss(
     advantages: Tensor<2>,
     mask: Tensor<2>,
     clip_range: f64,
-) -> Tensor<2> {
-    let ratio = (logprobs - old_logprobs).exp();
+) -> PolicyTerms {
+    let log_ratio = logprobs - old_logprobs;
+    let ratio = log_ratio.clone().exp();
     let unclipped = advantages.clone().neg() * ratio.clone();
-    let clipped = advantages.neg() * ratio.clamp(1.0 - clip_range, 1.0 + clip_range);
-    unclipped.max_pair(clipped) * mask
+    let clipped = advantages.neg() * ratio.clone().clamp(1.0 - clip_range, 1.0 + clip_range);
+    let clip_won = clipped
+        .clone()
+        .detach()
+        .greater(unclipped.clone().detach())
+        .float();
+    PolicyTerms {
+        loss: unclipped.max_pair(clipped) * mask,
+        log_ratio: log_ratio.detach(),
+        ratio: ratio.detach(),
+        clipped: clip_won,
+    }
+}
+
+/// The clipped value loss of a micro-batch, per token `[rows, R]`.
+pub struct ValueTerms {
+    /// ½·max((V − R)², (V_old + clip(V − V_old, −ε_v, ε_v) − R)²), 0 on padding.
+    pub loss: Tensor<2>,
+    /// 1 where the clipped term was the larger one, else 0.
+    pub clipped: Tensor<2>,
 }
 
 /// Clipped value loss: ½·max((V − R)², (V_old + clip(V − V_old, −ε_v, ε_v) − R)²).
@@ -26,17 +58,21 @@ pub fn value_loss(
     returns: Tensor<2>,
     mask: Tensor<2>,
     clip_range_value: f64,
-) -> Tensor<2> {
+) -> ValueTerms {
     let clipped = old_values.clone()
         + (values.clone() - old_values).clamp(-clip_range_value, clip_range_value);
     let unclipped_err = values - returns.clone();
     let clipped_err = clipped - returns;
     let a = unclipped_err.clone() * unclipped_err;
     let b = clipped_err.clone() * clipped_err;
-    a.max_pair(b) * mask * 0.5
+    let clip_won = b.clone().detach().greater(a.clone().detach()).float();
+    ValueTerms {
+        loss: a.max_pair(b) * mask * 0.5,
+        clipped: clip_won,
+    }
 }
 
-/// Statistics of one micro-batch, computed on the host from detached values.
+/// Statistics of the PPO terms over the valid tokens of one or more micro-batches.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TokenStats {
     /// Valid tokens seen.
@@ -62,50 +98,66 @@ pub struct TokenStats {
 }
 
 impl TokenStats {
-    /// Stats of one micro-batch, all slices `[rows, R]` row-major.
-    #[allow(clippy::too_many_arguments)]
-    pub fn measure(
-        logprobs: &[f32],
-        old_logprobs: &[f32],
-        advantages: &[f32],
-        values: &[f32],
-        old_values: &[f32],
-        returns: &[f32],
-        entropy: &[f32],
-        mask: &[bool],
-        clip_range: f64,
-        clip_range_value: f64,
-    ) -> Self {
-        let mut s = TokenStats {
+    /// No token seen yet (the neutral element of [`merge`](Self::merge)).
+    pub fn empty() -> Self {
+        Self {
             ratio_min: f64::INFINITY,
             ratio_max: f64::NEG_INFINITY,
             ..Self::default()
-        };
-        for i in (0..mask.len()).filter(|&i| mask[i]) {
-            let d = f64::from(logprobs[i]) - f64::from(old_logprobs[i]);
-            let ratio = f64::from(logprobs[i] - old_logprobs[i]).exp();
-            let a = f64::from(advantages[i]);
-            let pg1 = -a * ratio;
-            let pg2 = -a * ratio.clamp(1.0 - clip_range, 1.0 + clip_range);
-            let (v, v_old, ret) = (
-                f64::from(values[i]),
-                f64::from(old_values[i]),
-                f64::from(returns[i]),
-            );
-            let v_clip = v_old + (v - v_old).clamp(-clip_range_value, clip_range_value);
-            let (vf1, vf2) = ((v - ret).powi(2), (v_clip - ret).powi(2));
-            s.tokens += 1.0;
-            s.policy_loss += pg1.max(pg2);
-            s.value_loss += 0.5 * vf1.max(vf2);
-            s.entropy += f64::from(entropy[i]);
-            s.clipped += f64::from(u8::from(pg2 > pg1));
-            s.value_clipped += f64::from(u8::from(vf2 > vf1));
-            s.approx_kl += 0.5 * d * d;
-            s.ratio += ratio;
-            s.ratio_min = s.ratio_min.min(ratio);
-            s.ratio_max = s.ratio_max.max(ratio);
         }
-        s
+    }
+
+    /// Stats of one micro-batch from the tensors its loss was built of, masked by `mask`
+    /// (`[rows, R]`, 1 on valid tokens): the sums are taken on the device and read back
+    /// together, ten numbers.
+    pub fn measure(
+        policy: &PolicyTerms,
+        value: &ValueTerms,
+        entropy: Tensor<2>,
+        mask: Tensor<2>,
+    ) -> Self {
+        let padding = mask.clone().equal_elem(0.0);
+        let masked_sum = |t: Tensor<2>| (t * mask.clone()).sum();
+        let log_ratio = policy.log_ratio.clone();
+        let sums = Tensor::cat(
+            vec![
+                mask.clone().sum(),
+                policy.loss.clone().detach().sum(),
+                value.loss.clone().detach().sum(),
+                masked_sum(entropy.detach()),
+                masked_sum(policy.clipped.clone()),
+                masked_sum(value.clipped.clone()),
+                masked_sum(log_ratio.clone() * log_ratio * 0.5),
+                masked_sum(policy.ratio.clone()),
+                policy
+                    .ratio
+                    .clone()
+                    .mask_fill(padding.clone(), f64::INFINITY)
+                    .min(),
+                policy
+                    .ratio
+                    .clone()
+                    .mask_fill(padding, f64::NEG_INFINITY)
+                    .max(),
+            ],
+            0,
+        );
+        let v: Vec<f64> = ppo_models::to_f32_vec(sums)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        Self {
+            tokens: v[0],
+            policy_loss: v[1],
+            value_loss: v[2],
+            entropy: v[3],
+            clipped: v[4],
+            value_clipped: v[5],
+            approx_kl: v[6],
+            ratio: v[7],
+            ratio_min: v[8],
+            ratio_max: v[9],
+        }
     }
 
     /// Adds another micro-batch's stats.
@@ -207,7 +259,8 @@ mod tests {
         let old = t(&[0.0, 0.0, 0.0, 0.0]);
         let adv = t(&[2.0, 2.0, -1.0, 3.0]);
         let mask = t(&[1.0, 1.0, 1.0, 0.0]);
-        let l = v(policy_loss(logp, old, adv, mask, 0.05));
+        let terms = policy_loss(logp, old, adv, mask.clone(), 0.05);
+        let l = v(terms.loss.clone());
         // token 0: max(−2·1.10517, −2·1.05) = −2.1 (clipped term)
         // token 1: max(−2·0.904837, −2·0.95) = −1.809675 (unclipped)
         // token 2: max(1, 1) = 1
@@ -215,23 +268,21 @@ mod tests {
         for (a, b) in l.iter().zip(expected) {
             assert!((a - b).abs() < 1e-5, "{l:?}");
         }
-        let s = TokenStats::measure(
-            &[0.1, -0.1, 0.0, 5.0],
-            &[0.0; 4],
-            &[2.0, 2.0, -1.0, 3.0],
-            &[0.0; 4],
-            &[0.0; 4],
-            &[0.0; 4],
-            &[1.0; 4],
-            &[true, true, true, false],
-            0.05,
-            0.2,
-        );
+        let value = value_loss(t(&[0.0; 4]), t(&[0.0; 4]), t(&[0.0; 4]), mask.clone(), 0.2);
+        let s = TokenStats::measure(&terms, &value, t(&[1.0; 4]), mask);
         assert_eq!(s.tokens, 3.0);
         assert_eq!(s.clipped, 1.0);
+        assert_eq!(s.entropy, 3.0);
         assert!((s.policy_loss - (-2.1 - 1.809_675 + 1.0)).abs() < 1e-5);
         assert!((s.approx_kl - 0.01).abs() < 1e-7);
+        assert!((s.ratio - (0.1f64.exp() + (-0.1f64).exp() + 1.0)).abs() < 1e-5);
+        // the padding token's ratio e^5 is not seen
         assert!((s.ratio_max - 0.1f64.exp()).abs() < 1e-6);
+        assert!((s.ratio_min - (-0.1f64).exp()).abs() < 1e-6);
+        let mut merged = TokenStats::empty();
+        merged.merge(&s);
+        merged.merge(&s);
+        assert_eq!((merged.tokens, merged.ratio_max), (6.0, s.ratio_max));
     }
 
     #[test]
@@ -240,29 +291,23 @@ mod tests {
         // ½·max(0.25, 0.64) = 0.32 (clipped term wins)
         // V = 0.5, V_old = 1.0, R = 0.0, ε = 0.2: clipped V = 0.8; ½·max(0.25, 0.64) = 0.32
         // V = 1.1, V_old = 1.0, R = 3.0: clip inactive; ½·3.61 = 1.805
-        let l = v(value_loss(
+        let mask = t(&[1.0, 1.0, 1.0]);
+        let value = value_loss(
             t(&[1.5, 0.5, 1.1]),
             t(&[1.0, 1.0, 1.0]),
             t(&[2.0, 0.0, 3.0]),
-            t(&[1.0, 1.0, 1.0]),
+            mask.clone(),
             0.2,
-        ));
+        );
+        let l = v(value.loss.clone());
         for (a, b) in l.iter().zip([0.32, 0.32, 1.805]) {
             assert!((a - b).abs() < 1e-5, "{l:?}");
         }
-        let s = TokenStats::measure(
-            &[0.0; 3],
-            &[0.0; 3],
-            &[0.0; 3],
-            &[1.5, 0.5, 1.1],
-            &[1.0; 3],
-            &[2.0, 0.0, 3.0],
-            &[0.0; 3],
-            &[true; 3],
-            0.2,
-            0.2,
-        );
+        let zeros = || t(&[0.0; 3]);
+        let policy = policy_loss(zeros(), zeros(), zeros(), mask.clone(), 0.2);
+        let s = TokenStats::measure(&policy, &value, zeros(), mask);
         assert_eq!(s.value_clipped, 2.0);
+        assert_eq!(s.clipped, 0.0);
         assert!((s.value_loss - 2.445).abs() < 1e-5);
     }
 }

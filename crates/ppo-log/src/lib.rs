@@ -45,7 +45,7 @@ pub use format::{LineFormat, TIMESTAMP_FORMAT, level_label};
 pub use guard::LogGuard;
 pub use init::{init_tracing, log_file_name};
 pub use metrics::{MetricsWriter, read_metrics};
-pub use plot::{DETAILED_PLOT_FILE, PPO_PLOT_FILE, plot_metrics, plot_run, plot_run_into};
+pub use plot::{DETAILED_PLOT_FILE, PPO_PLOT_FILE, plot_file, plot_metrics};
 pub use progress::{TrainProgress, format_summary};
 pub use record::{MetricsRecord, RESERVED_KEYS, RecordKind};
 pub use tracking::{

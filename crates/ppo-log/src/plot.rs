@@ -49,22 +49,17 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type Chart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// Plots a run's metrics file, `run_dir/logs/metrics.jsonl`, into `run_dir`.
-///
-/// See [`plot_metrics`] for the images written; returns their paths.
-pub fn plot_run(run_dir: &Path) -> Result<Vec<PathBuf>, LogError> {
-    plot_run_into(run_dir, run_dir)
-}
-
-/// Plots a run's metrics file, `run_dir/logs/metrics.jsonl`, into `out_dir`.
+/// Plots the metrics file `metrics_file` (a run's `logs/metrics.jsonl`) into `out_dir`;
+/// see [`plot_metrics`] for the images written. Returns their paths.
 ///
 /// A missing, unreadable or malformed file is an error naming it, and so is a
 /// file without any metric value ([`LogError::NoMetrics`]).
-pub fn plot_run_into(run_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, LogError> {
-    let metrics_file = run_dir.join("logs").join("metrics.jsonl");
-    let records = read_metrics(&metrics_file)?;
+pub fn plot_file(metrics_file: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, LogError> {
+    let records = read_metrics(metrics_file)?;
     if records.iter().all(|record| record.values.is_empty()) {
-        return Err(LogError::NoMetrics { path: metrics_file });
+        return Err(LogError::NoMetrics {
+            path: metrics_file.to_path_buf(),
+        });
     }
     plot_metrics(&records, out_dir)
 }

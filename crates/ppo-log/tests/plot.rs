@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ppo_log::{
     DETAILED_PLOT_FILE, LogError, MetricsRecord, MetricsWriter, PPO_PLOT_FILE, RecordKind,
-    plot_metrics, plot_run,
+    plot_file, plot_metrics,
 };
 
 /// Colour of eval lines and markers in the plots.
@@ -159,13 +159,13 @@ fn single_points_and_missing_ppo_metrics_still_render() {
 }
 
 #[test]
-fn plot_run_reads_the_run_metrics_file() {
+fn plot_file_reads_the_metrics_file() {
     let run = tempfile::tempdir().unwrap();
     let mut writer = MetricsWriter::create(run.path().join("logs/metrics.jsonl")).unwrap();
     for record in records(&TRAIN_METRICS[..8], 40, true) {
         writer.write(&record).unwrap();
     }
-    let written = plot_run(run.path()).unwrap();
+    let written = plot_file(&run.path().join("logs/metrics.jsonl"), run.path()).unwrap();
     assert_eq!(written[0], run.path().join(DETAILED_PLOT_FILE));
     assert!(written.iter().all(|path| path.is_file()));
 }
@@ -175,12 +175,12 @@ fn empty_or_missing_metrics_file_is_an_error_naming_it() {
     let run = tempfile::tempdir().unwrap();
     let metrics = run.path().join("logs").join("metrics.jsonl");
 
-    let err = plot_run(run.path()).unwrap_err();
+    let err = plot_file(&metrics, run.path()).unwrap_err();
     assert!(matches!(err, LogError::ReadMetrics { .. }), "{err:?}");
     assert!(err.to_string().contains(&metrics.display().to_string()));
 
     MetricsWriter::create(&metrics).unwrap();
-    let err = plot_run(run.path()).unwrap_err();
+    let err = plot_file(&metrics, run.path()).unwrap_err();
     assert!(matches!(err, LogError::NoMetrics { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),

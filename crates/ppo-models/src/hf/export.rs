@@ -27,12 +27,14 @@ const WEIGHTS_FILE: &str = "model.safetensors";
 pub(super) const CONFIG_FILE: &str = "config.json";
 
 /// Precision of the exported weights.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExportDtype {
     /// 32-bit floats: reloads bit for bit.
     #[default]
+    #[serde(rename = "float32", alias = "f32", alias = "fp32")]
     F32,
     /// bfloat16, rounded to nearest (ties to even): half the size, as most checkpoints ship.
+    #[serde(rename = "bfloat16", alias = "bf16")]
     Bf16,
 }
 

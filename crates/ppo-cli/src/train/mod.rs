@@ -1,0 +1,168 @@
+//! `ppo-cli train`: decides where to run and whether to resume (`output_dir`), resolves the
+//! config (a resumed run's over its checkpoint's snapshot), loads the prompts once, and hands
+//! a [`session::Session`] to the loop.
+
+mod output_dir;
+mod session;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use ppo_ckpt::RunDir;
+use ppo_log::{LogConfig, init_tracing};
+use tracing::{error, info, warn};
+
+use crate::TrainArgs;
+use crate::checkpoint::{self, Loaded};
+use crate::config::{self, Resolved};
+use crate::run_lock::RunLock;
+use crate::stop_signal::{self, StopSignal};
+use crate::{data, memory};
+
+/// The `--set` overrides of `args`, with the dedicated flags (`--max-steps`, `--seed`,
+/// `--device`) as overrides too.
+fn cli_sets(args: &TrainArgs) -> Vec<String> {
+    let mut sets = args.sets.clone();
+    if let Some(n) = args.max_steps {
+        sets.push(format!("max_steps={n}"));
+    }
+    if let Some(seed) = args.seed {
+        sets.push(format!("seed={seed}"));
+    }
+    if let Some(device) = &args.device {
+        sets.push(format!("device=\"{device}\""));
+    }
+    sets
+}
+
+/// The run ended early on a signal (its number); the process exits with 128 + it.
+#[derive(Debug)]
+pub struct Interrupted(pub i32);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by {}", stop_signal::name(self.0))
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// A checkpoint to resume: its directory, what was read from it, and notes to log.
+type Resume = (PathBuf, Loaded, Vec<String>);
+
+/// The config of this invocation: the user's (a fresh run), or the checkpoint's snapshot with
+/// the user's file and overrides over it (a resumed run), refusing changes a resumed run
+/// cannot take.
+fn resolve_config(
+    args: &TrainArgs,
+    resume_from: Option<&Path>,
+) -> Result<(Resolved, Option<Resume>)> {
+    let sets = cli_sets(args);
+    let Some(dir) = resume_from else {
+        return Ok((config::load(args.config.as_deref(), &sets)?, None));
+    };
+    let loaded = checkpoint::read_checkpoint(dir)?;
+    let name = format!("config snapshot {}/config.toml", dir.display());
+    let original = config::load_raw(Some((&loaded.config_toml, &name)), None, &[])?;
+    let resolved = config::load_over(&loaded.config_toml, &name, args.config.as_deref(), &sets)?;
+    let changed = config::differing_keys(&original, &resolved.raw);
+    let locked: Vec<&String> = changed
+        .iter()
+        .filter(|k| config::is_resume_locked(k))
+        .collect();
+    if !locked.is_empty() {
+        bail!(
+            "cannot resume from {} with a different model or data: {} differ{} from the \
+             checkpoint's config (the frozen reference, the data split and the weights depend \
+             on them); start a new run instead",
+            dir.display(),
+            locked
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if locked.len() == 1 { "s" } else { "" }
+        );
+    }
+    let mut notes = Vec::new();
+    if !changed.is_empty() {
+        notes.push(format!(
+            "resuming with changed settings: {}",
+            changed.join(", ")
+        ));
+    }
+    Ok((resolved, Some((dir.to_path_buf(), loaded, notes))))
+}
+
+/// Runs `train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let stop = StopSignal::install()?;
+    // Locked before anything in it is read, removed (--overwrite) or written.
+    let run_dir = output_dir::run_dir_of(&args)?;
+    let _lock = RunLock::acquire(&run_dir)?;
+    // Under the lock no one else writes here: finish or undo saves a killed run left half done.
+    let mut recovered = ppo_ckpt::recover_hidden_dirs(&run_dir)?;
+    recovered.extend(ppo_ckpt::recover_hidden_dirs(
+        &RunDir::new(&run_dir).checkpoints(),
+    )?);
+    let plan = output_dir::plan_run(&args, run_dir)?;
+    let (resolved, loaded) = resolve_config(&args, plan.resume_from.as_deref())?;
+    let (prompts, fit) = data::run_prompts(&resolved)?;
+    let shape = resolved.shape(prompts.len())?;
+    let run = RunDir::new(&plan.out);
+    let guard = init_tracing(&LogConfig {
+        log_dir: Some(run.logs()),
+        ..LogConfig::default()
+    })?;
+    for note in &plan.notes {
+        warn!("{note}");
+    }
+    for recovery in &recovered {
+        warn!("interrupted save: {recovery}");
+    }
+    if fit.truncated > 0 || fit.dropped > 0 {
+        warn!("{fit}");
+    }
+    let loaded = loaded.map(|(dir, loaded, notes)| {
+        for note in &notes {
+            warn!("{note}");
+        }
+        info!(checkpoint = %dir.display(), step = loaded.state.global_step, "resuming");
+        (dir, loaded)
+    });
+    session::save_config(&run, &resolved, &shape, &fit)?;
+    info!(output_dir = %run.root().display(), device = %resolved.raw.device,
+        seed = resolved.raw.seed, steps = shape.total_steps, train_prompts = shape.train_samples,
+        eval_prompts = shape.eval_samples, "PPO training");
+    let roles = memory::roles(&resolved.raw, &resolved.model);
+    let (lines, warning) = memory::describe(&roles, memory::available_bytes());
+    for line in lines {
+        info!("{line}");
+    }
+    if let Some(warning) = warning {
+        warn!("{warning}");
+    }
+    let params = resolved.model.num_params();
+    let mut session = session::build_session(resolved, shape, prompts, run, loaded)?;
+    info!(
+        params,
+        "policy initialised; critic = policy backbone + value head; reference = frozen initial policy"
+    );
+    let result = session::train_loop(&mut session, &args, &guard, &stop);
+    let summary = session.tracker.take().map(|t| match &result {
+        Ok(None) => t.finish(),
+        Ok(Some(_)) => t.kill(),
+        Err(_) => t.fail(),
+    });
+    if let Some(summary) = summary {
+        info!("tracking: {summary}");
+    }
+    match result {
+        Ok(None) => Ok(()),
+        Ok(Some(signal)) => Err(Interrupted(signal).into()),
+        Err(err) => {
+            error!("training failed: {err:#}");
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! One PPO iteration: [`rollout`](PpoTrainer::rollout) (generate → score → inference passes
+//! → KL-shaped rewards → GAE, in `rollout.rs`), then [`update`](PpoTrainer::update)
+//! (`ppo_epochs` of clipped updates over shuffled minibatches with gradient accumulation, in
+//! `update.rs`). This file holds the trainer's state: construction, accessors, resume.
+
+mod rollout;
+mod update;
+
+use std::time::Instant;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, GradientCheckpointingStrategy, Tensor};
+use ppo_models::{CausalLm, Rng, RngState, SamplingConfig, Tokenizer, ValueModel};
+use ppo_sched::{Scheduler, SchedulerState};
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::{EvalOutput, EvalSettings};
+use crate::{
+    AdamW, CoreError, KlController, Metrics, OptimizerTensors, PpoConfig, PromptSample, Reward,
+    RunningMoments,
+};
+
+pub use rollout::Rollout;
+pub(crate) use rollout::{checked_scores, encode, gather, reward_inputs};
+pub use update::UpdateStats;
+
+/// Sets the gradient-checkpointing strategy on every parameter (operations inherit it).
+struct Checkpointing(GradientCheckpointingStrategy);
+
+impl ModuleMapper for Checkpointing {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let strategy = self.0;
+        param.map(|t| t.with_gradient_checkpointing_strategy(strategy))
+    }
+}
+
+/// Policy and critic (in training mode) with gradient checkpointing on or off.
+fn checkpointing(policy: CausalLm, critic: ValueModel, on: bool) -> (CausalLm, ValueModel) {
+    if !on {
+        return (policy, critic);
+    }
+    let mut mapper = Checkpointing(GradientCheckpointingStrategy::Balanced);
+    (policy.map(&mut mapper), critic.map(&mut mapper))
+}
+
+/// Everything of a trainer that is not a tensor: with the weights and the optimiser records
+/// it restores a trainer exactly ([`PpoTrainer::restore`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// KL coefficient controller.
+    pub kl: KlController,
+    /// Running score moments (score normalisation).
+    pub score_moments: RunningMoments,
+    /// The trainer's random stream (sampling, minibatch shuffles).
+    pub rng: RngState,
+    /// Policy learning-rate schedule.
+    pub policy_schedule: SchedulerState,
+    /// Critic learning-rate schedule.
+    pub critic_schedule: SchedulerState,
+}
+
+/// Policy, reference and critic with their optimisers, schedules and controllers.
+pub struct PpoTrainer {
+    config: PpoConfig,
+    policy: CausalLm,
+    reference: CausalLm,
+    critic: ValueModel,
+    policy_optim: AdamW,
+    critic_optim: AdamW,
+    policy_schedule: Scheduler,
+    critic_schedule: Scheduler,
+    kl: KlController,
+    score_moments: RunningMoments,
+    rng: Rng,
+    device: Device,
+}
+
+impl PpoTrainer {
+    /// A trainer whose reference is a frozen copy of `policy` as given.
+    pub fn new(
+        config: PpoConfig,
+        policy: CausalLm,
+        critic: ValueModel,
+        policy_schedule: Scheduler,
+        critic_schedule: Scheduler,
+        rng: Rng,
+    ) -> Result<Self, CoreError> {
+        config.validate()?;
+        let device = policy.backbone().device();
+        let (policy, critic) = (policy.train(), critic.train());
+        let (policy, critic) = checkpointing(policy, critic, config.gradient_checkpointing);
+        let kl = match config.kl.target {
+            Some(target) => KlController::Adaptive {
+                value: config.kl.coef,
+                target,
+                horizon: config.kl.horizon,
+            },
+            None => KlController::Fixed {
+                value: config.kl.coef,
+            },
+        };
+        Ok(Self {
+            policy_optim: AdamW::new(&config.policy_optimizer),
+            critic_optim: AdamW::new(&config.critic_optimizer),
+            reference: policy.valid(),
+            policy,
+            critic,
+            policy_schedule,
+            critic_schedule,
+            kl,
+            score_moments: RunningMoments::default(),
+            rng,
+            device,
+            config,
+        })
+    }
+
+    /// The device the trained models live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PpoConfig {
+        &self.config
+    }
+
+    /// The policy being trained.
+    pub fn policy(&self) -> &CausalLm {
+        &self.policy
+    }
+
+    /// The critic being trained.
+    pub fn critic(&self) -> &ValueModel {
+        &self.critic
+    }
+
+    /// The KL coefficient controller.
+    pub fn kl_controller(&self) -> &KlController {
+        &self.kl
+    }
+
+    /// The policy's and critic's learning rates for the next optimiser step.
+    pub fn learning_rates(&self) -> (f64, f64) {
+        (self.policy_schedule.lr(), self.critic_schedule.lr())
+    }
+
+    /// Feeds an evaluation metric to plateau schedules (no-op for the others). Returns
+    /// whether either learning rate was reduced.
+    pub fn observe_eval(&mut self, metric: f64) -> bool {
+        let policy = self.policy_schedule.observe(metric);
+        let critic = self.critic_schedule.observe(metric);
+        policy || critic
+    }
+
+    /// The non-tensor state (see [`TrainerState`]).
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            kl: self.kl.clone(),
+            score_moments: self.score_moments.clone(),
+            rng: self.rng.state(),
+            policy_schedule: self.policy_schedule.state(),
+            critic_schedule: self.critic_schedule.state(),
+        }
+    }
+
+    /// The policy's and critic's AdamW states (moments are tensor handles, not copies: a
+    /// checkpoint writes them one at a time).
+    pub fn optimizers(&self) -> (&AdamW, &AdamW) {
+        (&self.policy_optim, &self.critic_optim)
+    }
+
+    /// Puts the trainer back where [`state`](Self::state), [`optimizers`](Self::optimizers)
+    /// and the weights of `policy`/`critic` were taken: the next step is bit-identical to the
+    /// one the saved trainer would have taken. The reference model is kept as constructed.
+    /// The optimiser states are `(named moments, step counts)` as
+    /// [`AdamW::named_tensors`] gives them.
+    pub fn restore(
+        &mut self,
+        state: TrainerState,
+        policy: CausalLm,
+        critic: ValueModel,
+        policy_optim: OptimizerTensors,
+        critic_optim: OptimizerTensors,
+    ) -> Result<(), CoreError> {
+        let config = &self.config;
+        self.policy_optim =
+            AdamW::from_named_tensors(&config.policy_optimizer, &policy, policy_optim, "policy")?;
+        self.critic_optim =
+            AdamW::from_named_tensors(&config.critic_optimizer, &critic, critic_optim, "critic")?;
+        self.policy_schedule =
+            Scheduler::from_state(self.policy_schedule.config().clone(), state.policy_schedule)?;
+        self.critic_schedule =
+            Scheduler::from_state(self.critic_schedule.config().clone(), state.critic_schedule)?;
+        self.kl = state.kl;
+        self.score_moments = state.score_moments;
+        self.rng = Rng::from_state(state.rng);
+        let device = &self.device;
+        let (policy, critic) = (policy.train().fork(device), critic.train().fork(device));
+        (self.policy, self.critic) =
+            checkpointing(policy, critic, self.config.gradient_checkpointing);
+        Ok(())
+    }
+
+    /// Replaces the policy and critic weights (e.g. with a checkpoint's), keeping the reference,
+    /// the optimisers and every other state as they are.
+    pub fn load_weights(&mut self, policy: CausalLm, critic: ValueModel) {
+        let device = &self.device;
+        let (policy, critic) = (policy.train().fork(device), critic.train().fork(device));
+        (self.policy, self.critic) =
+            checkpointing(policy, critic, self.config.gradient_checkpointing);
+    }
+
+    /// Evaluates the current policy on `samples` against the frozen reference (see
+    /// [`crate::evaluate`]); training state is untouched.
+    pub fn evaluate(
+        &self,
+        samples: &[PromptSample],
+        tokenizer: &dyn Tokenizer,
+        reward: &mut dyn Reward,
+        sampling: &SamplingConfig,
+        rng: &mut Rng,
+    ) -> Result<EvalOutput, CoreError> {
+        crate::evaluate::evaluate(
+            &self.policy.valid(),
+            &self.reference,
+            &EvalSettings::from(&self.config),
+            samples,
+            tokenizer,
+            reward,
+            sampling,
+            rng,
+        )
+    }
+
+    /// One full iteration on `samples`; returns its metrics.
+    pub fn step(
+        &mut self,
+        samples: &[PromptSample],
+        tokenizer: &dyn Tokenizer,
+        reward: &mut dyn Reward,
+    ) -> Result<(Rollout, Metrics), CoreError> {
+        let started = Instant::now();
+        let rollout = self.rollout(samples, tokenizer, reward)?;
+        let update_started = Instant::now();
+        let stats = self.update(&rollout);
+        let time_update = update_started.elapsed().as_secs_f64();
+        let metrics = self.metrics(
+            &rollout,
+            &stats,
+            time_update,
+            started.elapsed().as_secs_f64(),
+        );
+        let kl_per_sequence = metrics.get("kl_divergence").unwrap_or(f64::NAN);
+        self.kl
+            .update(kl_per_sequence, rollout.generation.batch_size);
+        Ok((rollout, metrics))
+    }
+}

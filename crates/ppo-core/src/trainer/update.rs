@@ -1,0 +1,231 @@
+//! The update half of an iteration: `ppo_epochs` passes of clipped policy and value updates
+//! over shuffled minibatches, gradients accumulated over micro-batches by token count, and
+//! the iteration's metrics.
+
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use ppo_models::{CausalLm, ValueModel, response_logprobs, to_f32_vec};
+
+use super::PpoTrainer;
+use super::rollout::{Rollout, gather, response_values};
+use crate::Metrics;
+use crate::advantages::{explained_variance, masked_mean_var};
+use crate::grad::clip_grad_norm;
+use crate::loss::{TokenStats, policy_loss, value_loss};
+
+/// Result of one update over a rollout.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateStats {
+    /// Token statistics over all epochs and minibatches.
+    pub tokens: TokenStats,
+    /// Token statistics of each minibatch, in order.
+    pub minibatches: Vec<TokenStats>,
+    /// Mean global gradient norm of the policy before clipping.
+    pub grad_norm_policy: f64,
+    /// Mean global gradient norm of the critic before clipping.
+    pub grad_norm_critic: f64,
+    /// Policy learning rate of the first optimiser step.
+    pub learning_rate: f64,
+    /// Critic learning rate of the first optimiser step.
+    pub critic_learning_rate: f64,
+    /// Σ β·KL over tokens (only when KL is in the loss).
+    pub kl_loss: f64,
+}
+
+fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+}
+
+impl PpoTrainer {
+    /// `ppo_epochs` passes of clipped PPO updates over `rollout`.
+    pub fn update(&mut self, rollout: &Rollout) -> UpdateStats {
+        let g = &rollout.generation;
+        let cfg = self.config.clone();
+        let (l, p, r) = (g.seq_len(), g.prompt_len, g.response_len);
+        let response_ids = g.response_ids();
+        let mask_f: Vec<f32> = g
+            .response_mask
+            .iter()
+            .map(|&m| f32::from(u8::from(m)))
+            .collect();
+        let temperature = cfg.sampling.logprob_temperature();
+        let micro_size = cfg.mini_batch_size / cfg.gradient_accumulation_steps;
+        let mut stats = UpdateStats {
+            learning_rate: self.policy_schedule.lr(),
+            critic_learning_rate: self.critic_schedule.lr(),
+            ..Default::default()
+        };
+        let mut optimizer_steps = 0usize;
+        let beta = rollout.kl_coef;
+
+        for epoch in 0..cfg.ppo_epochs {
+            let mut order: Vec<usize> = (0..g.batch_size).collect();
+            if epoch == 0 {
+                order.clone_from(&rollout.first_epoch_order);
+            } else {
+                self.rng.shuffle(&mut order);
+            }
+            for minibatch in order.chunks(cfg.mini_batch_size) {
+                let tokens: usize = minibatch.iter().map(|&row| g.response_length(row)).sum();
+                let scale = 1.0 / tokens as f64;
+                let mut acc_policy = GradientsAccumulator::<CausalLm>::new();
+                let mut acc_critic = GradientsAccumulator::<ValueModel>::new();
+                let mut mb_stats = TokenStats::empty();
+                for micro in minibatch.chunks(micro_size) {
+                    let n = micro.len();
+                    let ids = gather(&g.sequences, l, micro);
+                    let attn = gather(&g.attention_mask, l, micro);
+                    let resp = gather(&response_ids, r, micro);
+                    let d = &self.device;
+                    let logits = self.policy.forward(&ids, &attn, n, None);
+                    let (logp, entropy) = response_logprobs(logits, &resp, p, temperature);
+                    let values = response_values(self.critic.forward(&ids, &attn, n), p);
+                    let rows = |v: &[f32]| tensor2(gather(v, r, micro), n, r, d);
+                    let mask_t = rows(&mask_f);
+                    let pl = policy_loss(
+                        logp.clone(),
+                        rows(&rollout.old_logprobs),
+                        rows(&rollout.advantages),
+                        mask_t.clone(),
+                        cfg.clip_range,
+                    );
+                    let vl = value_loss(
+                        values,
+                        rows(&rollout.values),
+                        rows(&rollout.returns),
+                        mask_t.clone(),
+                        cfg.clip_range_value,
+                    );
+                    mb_stats.merge(&TokenStats::measure(
+                        &pl,
+                        &vl,
+                        entropy.clone(),
+                        mask_t.clone(),
+                    ));
+                    let ent_sum = (entropy * mask_t.clone()).sum();
+                    let mut total = pl.loss.sum() + vl.loss.sum() * cfg.value_loss_coef
+                        - ent_sum * cfg.entropy_coef;
+                    if cfg.kl.in_loss {
+                        let ref_lp = rows(&rollout.ref_logprobs);
+                        let kl = crate::loss::kl_penalty(logp, ref_lp, mask_t, cfg.kl.estimator);
+                        let kl_sum = kl.sum();
+                        stats.kl_loss += f64::from(to_f32_vec(kl_sum.clone().detach())[0]) * beta;
+                        total = total + kl_sum * beta;
+                    }
+                    let total = total * scale;
+                    let mut grads = total.backward();
+                    acc_policy.accumulate(
+                        &self.policy,
+                        GradientsParams::from_module(&mut grads, &self.policy),
+                    );
+                    acc_critic.accumulate(
+                        &self.critic,
+                        GradientsParams::from_module(&mut grads, &self.critic),
+                    );
+                }
+                let mut grads_policy = acc_policy.grads();
+                let mut grads_critic = acc_critic.grads();
+                stats.grad_norm_policy +=
+                    clip_grad_norm(&self.policy, &mut grads_policy, cfg.max_grad_norm);
+                stats.grad_norm_critic +=
+                    clip_grad_norm(&self.critic, &mut grads_critic, cfg.max_grad_norm);
+                let policy = self.policy.clone();
+                self.policy =
+                    self.policy_optim
+                        .step(self.policy_schedule.lr(), policy, grads_policy);
+                let critic = self.critic.clone();
+                self.critic =
+                    self.critic_optim
+                        .step(self.critic_schedule.lr(), critic, grads_critic);
+                self.policy_schedule.step();
+                self.critic_schedule.step();
+                optimizer_steps += 1;
+                stats.tokens.merge(&mb_stats);
+                stats.minibatches.push(mb_stats);
+            }
+        }
+        stats.grad_norm_policy /= optimizer_steps.max(1) as f64;
+        stats.grad_norm_critic /= optimizer_steps.max(1) as f64;
+        stats
+    }
+
+    pub(super) fn metrics(
+        &self,
+        rollout: &Rollout,
+        stats: &UpdateStats,
+        time_update: f64,
+        time_total: f64,
+    ) -> Metrics {
+        let g = &rollout.generation;
+        let n = g.batch_size as f64;
+        let r = g.response_len;
+        let t = &stats.tokens;
+        let mask = &g.response_mask;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let kl_rows: Vec<f64> = (0..g.batch_size)
+            .map(|row| {
+                rollout.kl[row * r..(row + 1) * r]
+                    .iter()
+                    .map(|&k| f64::from(k))
+                    .sum()
+            })
+            .collect();
+        let kl_per_sequence = mean(&kl_rows);
+        let (entropy, _) = masked_mean_var(&rollout.entropy, mask);
+        let policy_loss = t.mean(t.policy_loss);
+        let value_loss = t.mean(t.value_loss);
+        let entropy_train = t.mean(t.entropy);
+        let kl_loss = if t.tokens > 0.0 {
+            stats.kl_loss / t.tokens
+        } else {
+            0.0
+        };
+        let total_loss = policy_loss + self.config.value_loss_coef * value_loss
+            - self.config.entropy_coef * entropy_train
+            + kl_loss;
+        let lengths: Vec<f64> = (0..g.batch_size)
+            .map(|row| g.response_length(row) as f64)
+            .collect();
+        let response_tokens: f64 = lengths.iter().sum();
+        let non_score = if self.config.kl.in_loss {
+            0.0
+        } else {
+            -rollout.kl_coef * kl_per_sequence
+        };
+
+        let mut m = Metrics::default();
+        m.push("policy_loss", policy_loss);
+        m.push("value_loss", value_loss);
+        m.push("total_loss", total_loss);
+        m.push("reward", mean(&rollout.shaped_scores));
+        m.push("advantage", rollout.raw_advantage_mean);
+        m.push("entropy", entropy);
+        m.push("kl_divergence", kl_per_sequence);
+        m.push("learning_rate", stats.learning_rate);
+        m.push("score", mean(&rollout.scores));
+        m.push("non_score_reward", non_score);
+        m.push("clipfrac", t.mean(t.clipped));
+        m.push("value_clipfrac", t.mean(t.value_clipped));
+        m.push("approx_kl", t.mean(t.approx_kl));
+        m.push("ratio_mean", t.mean(t.ratio));
+        m.push(
+            "explained_variance",
+            explained_variance(&rollout.values, &rollout.returns, mask),
+        );
+        m.push("response_length", response_tokens / n);
+        m.push(
+            "eos_rate",
+            g.finished.iter().filter(|&&f| f).count() as f64 / n,
+        );
+        m.push("kl_coef", rollout.kl_coef);
+        m.push("prompts_truncated", rollout.prompts_truncated as f64);
+        m.push("grad_norm_policy", stats.grad_norm_policy);
+        m.push("grad_norm_critic", stats.grad_norm_critic);
+        m.push("critic_learning_rate", stats.critic_learning_rate);
+        m.push("tokens_per_second", response_tokens / time_total.max(1e-9));
+        m.push("time/generate", rollout.time_generate);
+        m.push("time/score", rollout.time_score);
+        m.push("time/update", time_update);
+        m
+    }
+}
