@@ -152,6 +152,20 @@ pub fn describe(roles: &[Role], available: Option<u64>) -> (Vec<String>, Option<
     (lines, warning)
 }
 
+/// A field of `/proc/self/status` in MiB (Linux; NaN elsewhere).
+pub fn proc_status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,18 +223,4 @@ mod tests {
         assert!(describe(&roles, Some(32 << 30)).1.is_none());
         assert!(describe(&roles, None).1.is_none());
     }
-}
-
-/// A field of `/proc/self/status` in MiB (Linux; NaN elsewhere).
-pub fn proc_status_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

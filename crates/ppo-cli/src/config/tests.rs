@@ -79,11 +79,11 @@ fn library_refusals_name_the_users_key() {
         ),
         (
             "training.mini_batch_size=5",
-            "invalid config key `training.mini_batch_size`: 5 must divide batch_size × group_size = 64",
+            "invalid config key `training.mini_batch_size`: 5 must divide batch_size × group_size = 256",
         ),
         (
             "training.gradient_accumulation_steps=3",
-            "invalid config key `training.gradient_accumulation_steps`: 3 must divide mini_batch_size = 32",
+            "invalid config key `training.gradient_accumulation_steps`: 3 must divide mini_batch_size = 64",
         ),
         (
             "training.forward_batch_size=0",
@@ -172,7 +172,7 @@ fn library_refusals_name_the_users_key() {
 #[test]
 fn default_resolves() {
     let (r, shape) = planned(None, &[]).unwrap();
-    assert_eq!(r.ppo.rollout_size(), 64);
+    assert_eq!(r.ppo.rollout_size(), 256);
     assert!(shape.total_steps > 0);
 }
 

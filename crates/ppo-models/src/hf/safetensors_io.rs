@@ -240,24 +240,27 @@ pub(super) fn write_file(
     text.resize(text.len().next_multiple_of(8), b' ');
     let file = File::create(path).map_err(|e| io(path, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let result = (|| {
-        out.write_all(&(text.len() as u64).to_le_bytes())?;
-        out.write_all(&text)?;
-        for t in tensors {
-            let mut written = 0usize;
-            (t.write)(&mut |chunk: &[u8]| {
-                written += chunk.len();
-                out.write_all(chunk)
-            })?;
-            if written != t.byte_len {
-                return Err(std::io::Error::other(format!(
+    let failed = |e| io(path, e);
+    out.write_all(&(text.len() as u64).to_le_bytes())
+        .map_err(failed)?;
+    out.write_all(&text).map_err(failed)?;
+    for t in tensors {
+        let mut written = 0usize;
+        (t.write)(&mut |chunk: &[u8]| {
+            written += chunk.len();
+            out.write_all(chunk)
+        })
+        .map_err(failed)?;
+        if written != t.byte_len {
+            return Err(HfError::BadSafetensors {
+                path: path.to_path_buf(),
+                reason: format!(
                     "tensor `{}` produced {written} bytes, {} expected",
                     t.name, t.byte_len
-                )));
-            }
+                ),
+            });
         }
-        out.flush()?;
-        out.get_ref().sync_all()
-    })();
-    result.map_err(|e| io(path, e))
+    }
+    out.flush().map_err(failed)?;
+    out.get_ref().sync_all().map_err(failed)
 }
