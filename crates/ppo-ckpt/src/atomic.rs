@@ -80,7 +80,13 @@ fn fsync_tree(dir: &Path) -> Result<(), CkptError> {
 
 /// `dest`'s parent and the hidden sibling `.{name}.{tag}-{pid}` used while writing it.
 fn hidden_sibling(dest: &Path, tag: &str) -> (PathBuf, PathBuf) {
-    let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // A bare relative name (`exported`) has the empty path as parent: that is `.`, which can
+    // be opened and fsynced.
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -274,6 +280,15 @@ pub fn verify(dir: &Path) -> Result<Manifest, CkptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_relative_destination_is_staged_in_the_current_directory() {
+        let (parent, staged) = hidden_sibling(Path::new("exported"), "new");
+        assert_eq!(parent, Path::new("."));
+        assert_eq!(staged.parent(), Some(Path::new(".")));
+        let (parent, _) = hidden_sibling(Path::new("runs/a/final"), "new");
+        assert_eq!(parent, Path::new("runs/a"));
+    }
     use crate::{load_module, save_module};
     use burn::module::Module;
     use burn::module::Param;
