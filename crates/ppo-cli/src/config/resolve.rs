@@ -85,33 +85,45 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
             t.wsd_decay_fraction
         );
     }
-    // Checked with the shortest horizon a run can have, so that a bad value is named before
-    // any prompt is read; [`Resolved::shape`] sets the real one.
-    let lrs = [
-        (t.learning_rate, &policy_schedule, "learning_rate"),
-        (
-            t.critic_learning_rate,
-            &critic_schedule,
-            "critic_learning_rate",
-        ),
-    ];
-    for (lr, kind, key) in lrs {
-        schedule(t, lr, kind, key, 0)?;
-    }
-    if raw.tracking.enabled && raw.tracking.experiment_name.trim().is_empty() {
-        bail!("invalid config key `tracking.experiment_name`: must not be empty");
-    }
-    Ok(Resolved {
+    let resolved = Resolved {
         policy_schedule,
         critic_schedule,
         eval_sampling,
         model,
         ppo,
         raw,
-    })
+    };
+    // Checked with the shortest horizon a run can have, so that a bad value is named before
+    // any prompt is read; [`Resolved::shape`] sets the real one.
+    resolved.schedules(0)?;
+    let tracking = &resolved.raw.tracking;
+    if tracking.enabled && tracking.experiment_name.trim().is_empty() {
+        bail!("invalid config key `tracking.experiment_name`: must not be empty");
+    }
+    Ok(resolved)
 }
 
 impl Resolved {
+    /// The policy's and critic's validated schedules over `horizon` optimiser steps.
+    fn schedules(&self, horizon: u64) -> Result<(ScheduleConfig, ScheduleConfig)> {
+        let t = &self.raw.training;
+        let policy = schedule(
+            t,
+            t.learning_rate,
+            &self.policy_schedule,
+            "learning_rate",
+            horizon,
+        );
+        let critic = schedule(
+            t,
+            t.critic_learning_rate,
+            &self.critic_schedule,
+            "critic_learning_rate",
+            horizon,
+        );
+        Ok((policy?, critic?))
+    }
+
     /// The longest prompt in tokens (see [`prompt_limit`]).
     pub fn prompt_limit(&self) -> usize {
         self.ppo
@@ -155,20 +167,7 @@ impl Resolved {
         let optimizer_steps_per_iteration =
             (t.ppo_epochs * self.ppo.rollout_size() / t.mini_batch_size) as u64;
         let horizon = total_steps * optimizer_steps_per_iteration;
-        let policy_schedule = schedule(
-            t,
-            t.learning_rate,
-            &self.policy_schedule,
-            "learning_rate",
-            horizon,
-        )?;
-        let critic_schedule = schedule(
-            t,
-            t.critic_learning_rate,
-            &self.critic_schedule,
-            "critic_learning_rate",
-            horizon,
-        )?;
+        let (policy_schedule, critic_schedule) = self.schedules(horizon)?;
         Ok(RunShape {
             train_samples,
             eval_samples,
