@@ -7,9 +7,9 @@
 //! ├── checkpoint.json        # step, epoch, eval_reward, time, version
 //! ├── policy/model.bpk       # weights (burnpack, parameter ids kept)
 //! ├── policy/config.json     # model shape
-//! ├── critic/model.bpk
+//! ├── critic/model.bpk       # only with a critic (advantage_estimator = "gae")
 //! ├── optimizer/policy.bpk   # AdamW moments (`{param}.exp_avg`, `.exp_avg_sq`) and step counts
-//! ├── optimizer/critic.bpk
+//! ├── optimizer/critic.bpk   # only with a critic
 //! ├── training_state.json    # step, data position, schedules, KL controller, RNG, early stopping
 //! ├── metrics_history.jsonl  # every train/eval record up to step N
 //! └── config.toml            # the run's configuration snapshot
@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ppo_ckpt::CheckpointMeta;
 use ppo_core::{DataOrder, EarlyStopping, PpoTrainer, TrainerState};
 use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
@@ -46,15 +46,23 @@ pub struct TrainingState {
     pub stopped: Option<String>,
 }
 
-/// Writes policy and critic weights (with the model shape) under `dir`.
+/// Writes policy and (when there is one) critic weights, with the model shape, under `dir`.
 pub fn write_models(dir: &Path, trainer: &PpoTrainer, model: &TransformerConfig) -> Result<()> {
     let shape = serde_json::to_vec_pretty(model)?;
-    for name in ["policy", "critic"] {
+    let critic = trainer.critic();
+    let names: &[&str] = if critic.is_some() {
+        &["policy", "critic"]
+    } else {
+        &["policy"]
+    };
+    for name in names {
         fs_err::create_dir_all(dir.join(name))?;
         fs_err::write(dir.join(name).join("config.json"), &shape)?;
     }
     ppo_ckpt::save_module(trainer.policy(), &dir.join("policy/model.bpk"))?;
-    ppo_ckpt::save_module(trainer.critic(), &dir.join("critic/model.bpk"))?;
+    if let Some(critic) = critic {
+        ppo_ckpt::save_module(critic, &dir.join("critic/model.bpk"))?;
+    }
     Ok(())
 }
 
@@ -71,7 +79,9 @@ pub fn fill_checkpoint(
     write_models(dir, trainer, model)?;
     fs_err::create_dir_all(dir.join("optimizer"))?;
     let (policy_optim, critic_optim) = trainer.optimizers();
-    for (name, optim) in [("policy", policy_optim), ("critic", critic_optim)] {
+    let optimizers = std::iter::once(("policy", policy_optim))
+        .chain(critic_optim.map(|optim| ("critic", optim)));
+    for (name, optim) in optimizers {
         let (tensors, steps) = optim.named_tensors();
         ppo_ckpt::save_tensors(&dir.join(format!("optimizer/{name}.bpk")), tensors, &steps)?;
     }
@@ -129,11 +139,19 @@ pub fn read_checkpoint(dir: &Path) -> Result<Loaded> {
 /// Loads the checkpoint's critic weights into `critic` before a trainer is built on it: the
 /// caller holds the only copy, so parameters are replaced one by one and the load needs about
 /// one tensor of memory beyond the critic.
-pub fn load_critic(dir: &Path, critic: ValueModel) -> Result<ValueModel> {
-    Ok(ppo_ckpt::load_module(
-        critic,
-        &dir.join("critic/model.bpk"),
-    )?)
+pub fn load_critic(dir: &Path, critic: Option<ValueModel>) -> Result<Option<ValueModel>> {
+    let Some(critic) = critic else {
+        return Ok(None);
+    };
+    let path = dir.join("critic/model.bpk");
+    if !path.exists() {
+        bail!(
+            "{} has no critic/: it was written by a run without a critic (another \
+             algorithm.advantage_estimator), so this run, which trains one, cannot resume it",
+            dir.display()
+        );
+    }
+    Ok(Some(ppo_ckpt::load_module(critic, &path)?))
 }
 
 /// Loads the checkpoint's policy weights and optimiser states into `trainer` (built fresh from
@@ -142,15 +160,18 @@ pub fn load_critic(dir: &Path, critic: ValueModel) -> Result<ValueModel> {
 pub fn restore_trainer(dir: &Path, trainer: &mut PpoTrainer, state: TrainerState) -> Result<()> {
     let policy: CausalLm =
         ppo_ckpt::load_module(trainer.policy().clone(), &dir.join("policy/model.bpk"))?;
-    let critic = trainer.critic().clone();
     let device = trainer.device().clone();
     let optim = |name: &str| -> Result<ppo_core::OptimizerTensors> {
         let pack = ppo_ckpt::load_tensors(&dir.join(format!("optimizer/{name}.bpk")), &device)?;
         Ok((pack.tensors, pack.scalars))
     };
-    let (policy_optim, critic_optim) = (optim("policy")?, optim("critic")?);
+    let critic = match trainer.critic() {
+        Some(critic) => Some((critic.clone(), optim("critic")?)),
+        None => None,
+    };
+    let policy_optim = optim("policy")?;
     trainer
-        .restore(state, policy, critic, policy_optim, critic_optim)
+        .restore(state, policy, critic, policy_optim)
         .with_context(|| format!("failed to restore the trainer from {}", dir.display()))
 }
 

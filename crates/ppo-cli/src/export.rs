@@ -1,6 +1,7 @@
 //! Hugging Face exports: `ppo-cli export --checkpoint DIR --out DIR`, and the `epoch_N/` and
-//! `final/` directories of a run. An export holds `policy/` (`…ForCausalLM`) and `critic/`
-//! (`…ForSequenceClassification` with one label: the value head as `score`), each with
+//! `final/` directories of a run. An export holds `policy/` (`…ForCausalLM`) and, when the run
+//! has a critic, `critic/` (`…ForSequenceClassification` with one label: the value head as
+//! `score`), each with
 //! `config.json`, `model.safetensors` and the tokenizer files, plus the run's `config.toml`.
 
 use std::path::{Path, PathBuf};
@@ -36,18 +37,21 @@ pub fn parse_dtype(name: &str) -> Result<ExportDtype> {
     })
 }
 
-/// Writes `policy/` and `critic/` in Hugging Face format under `dir` (which must exist).
+/// Writes `policy/` and (when there is a critic) `critic/` in Hugging Face format under `dir`
+/// (which must exist).
 pub fn write_hf(
     dir: &Path,
     raw: &RawConfig,
     policy: &CausalLm,
-    critic: &ValueModel,
+    critic: Option<&ValueModel>,
     dtype: ExportDtype,
 ) -> Result<()> {
     let policy_dir = dir.join("policy");
     let critic_dir = dir.join("critic");
     fs_err::create_dir_all(&policy_dir)?;
-    fs_err::create_dir_all(&critic_dir)?;
+    if critic.is_some() {
+        fs_err::create_dir_all(&critic_dir)?;
+    }
     let source = (!raw.model.policy.is_empty()).then(|| PathBuf::from(&raw.model.policy));
     let base_config = match &source {
         Some(src) => Some(read_json(&src.join("config.json"))?),
@@ -79,8 +83,12 @@ pub fn write_hf(
         ..ExportOptions::default()
     };
     hf::save_causal_lm(policy, &policy_dir, &options(base_config.clone()))?;
-    hf::save_value_model(critic, &critic_dir, &options(critic_base))?;
-    for target in [&policy_dir, &critic_dir] {
+    let mut targets = vec![&policy_dir];
+    if let Some(critic) = critic {
+        hf::save_value_model(critic, &critic_dir, &options(critic_base))?;
+        targets.push(&critic_dir);
+    }
+    for target in targets {
         match &source {
             Some(src) => {
                 hf::copy_tokenizer_files(src, target)?;
@@ -109,8 +117,8 @@ pub struct CheckpointModels {
     pub initial_policy: Option<CausalLm>,
     /// The checkpoint's policy.
     pub policy: CausalLm,
-    /// The checkpoint's critic.
-    pub critic: ValueModel,
+    /// The checkpoint's critic (`None` for a critic-free run).
+    pub critic: Option<ValueModel>,
     /// The policy's tokenizer, with the run's prompt format.
     pub tokenizer: Box<dyn Tokenizer>,
 }
@@ -133,7 +141,7 @@ pub fn load_checkpoint_models(
     let initial_policy = keep_initial.then(|| built.policy.clone());
     // Without the initial policy the loads replace the only copy, one parameter at a time.
     let policy = ppo_ckpt::load_module(built.policy, &dir.join("policy/model.bpk"))?;
-    let critic = ppo_ckpt::load_module(built.critic, &dir.join("critic/model.bpk"))?;
+    let critic = crate::checkpoint::load_critic(dir, built.critic)?;
     Ok(CheckpointModels {
         raw,
         initial_policy,
@@ -150,13 +158,18 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let m = load_checkpoint_models(&args.checkpoint, &device, false)?;
     let snapshot = fs_err::read_to_string(args.checkpoint.join("config.toml"))?;
     ppo_ckpt::replace_atomic(&args.out, |tmp| -> Result<()> {
-        write_hf(tmp, &m.raw, &m.policy, &m.critic, dtype)?;
+        write_hf(tmp, &m.raw, &m.policy, m.critic.as_ref(), dtype)?;
         fs_err::write(tmp.join("config.toml"), &snapshot)?;
         Ok(())
     })
     .with_context(|| format!("failed to export to {}", args.out.display()))?;
+    let parts = if m.critic.is_some() {
+        "policy/, critic/"
+    } else {
+        "policy/"
+    };
     println!(
-        "exported {} to {} (policy/, critic/: Hugging Face format, {})",
+        "exported {} to {} ({parts}: Hugging Face format, {})",
         args.checkpoint.display(),
         args.out.display(),
         args.dtype

@@ -50,7 +50,9 @@ fn value_model_params(dir: &str) -> Option<u64> {
 pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
     let m = &raw.model;
     let policy_params = policy.num_params() as u64;
-    let critic = if !m.critic.is_empty() {
+    let critic = if !raw.algorithm.advantage_estimator.needs_critic() {
+        None
+    } else if !m.critic.is_empty() {
         value_model_params(&m.critic)
     } else if m.critic_init == CriticInit::Reward {
         value_model_params(&m.reward)

@@ -26,8 +26,8 @@ use crate::config::{CriticInit, RawConfig, RawRewardSource};
 pub struct Models {
     /// The policy (its frozen copy becomes the reference).
     pub policy: CausalLm,
-    /// The critic.
-    pub critic: ValueModel,
+    /// The critic (`None` for the critic-free estimators of `[algorithm]`).
+    pub critic: Option<ValueModel>,
     /// The policy's tokenizer, with the prompt format of `[model]`.
     pub tokenizer: Box<dyn Tokenizer>,
     /// What `rng` is left at, for the trainer's own stream.
@@ -98,9 +98,14 @@ pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Res
         )?;
         policy
     };
-    let critic = if !m.critic.is_empty() {
-        load_critic(Path::new(&m.critic), &mut rng, device)
-            .with_context(|| format!("cannot load the critic `model.critic` = {:?}", m.critic))?
+    let critic = if !raw.algorithm.advantage_estimator.needs_critic() {
+        None
+    } else if !m.critic.is_empty() {
+        Some(
+            load_critic(Path::new(&m.critic), &mut rng, device).with_context(|| {
+                format!("cannot load the critic `model.critic` = {:?}", m.critic)
+            })?,
+        )
     } else if m.critic_init == CriticInit::Reward {
         let (_, reward_model) = hf::load_value_model(&m.reward, device).with_context(|| {
             format!(
@@ -108,15 +113,17 @@ pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Res
                 m.reward
             )
         })?;
-        ValueModel::from_backbone(reward_model.backbone(), &mut rng)
+        Some(ValueModel::from_backbone(reward_model.backbone(), &mut rng))
     } else {
-        ValueModel::from_backbone(policy.backbone(), &mut rng)
+        Some(ValueModel::from_backbone(policy.backbone(), &mut rng))
     };
-    check_vocab(
-        critic.config(),
-        tokenizer.as_ref(),
-        "the critic (it reads the policy's tokens)",
-    )?;
+    if let Some(critic) = &critic {
+        check_vocab(
+            critic.config(),
+            tokenizer.as_ref(),
+            "the critic (it reads the policy's tokens)",
+        )?;
+    }
     Ok(Models {
         policy,
         critic,

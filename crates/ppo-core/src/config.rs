@@ -3,7 +3,7 @@
 use ppo_models::SamplingConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, KlEstimator};
+use crate::{AdvantageEstimator, CoreError, KlEstimator, LossAggregation};
 
 /// AdamW hyperparameters, every one explicit (burn's defaults differ from PyTorch's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,53 @@ pub struct KlConfig {
     pub in_loss: bool,
 }
 
+/// The estimator, the loss's shape and DAPO's sampling and shaping choices. The default is
+/// PPO: GAE with a critic, token-mean losses, symmetric clipping, every response trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlgorithmConfig {
+    /// Where advantages come from; only [`AdvantageEstimator::Gae`] has a critic.
+    pub advantage_estimator: AdvantageEstimator,
+    /// How per-token losses become a minibatch's loss.
+    pub loss_aggregation: LossAggregation,
+    /// Upper ε of the policy clip (DAPO's clip-higher); `None`: `clip_range`.
+    pub clip_range_high: Option<f64>,
+    /// Dual clip c > 1: the loss of a token with a negative advantage is at most −A·c.
+    pub dual_clip: Option<f64>,
+    /// logπ − logπ_old is clamped to ±this before the exponential.
+    pub log_ratio_clamp: f64,
+    /// Responses that never produced EOS are left out of the loss.
+    pub mask_truncated: bool,
+    /// DAPO's overlong shaping: the last this-many tokens before `max_new_tokens` cost up to
+    /// `overlong_penalty_factor` (0 = off).
+    pub overlong_buffer_len: usize,
+    /// Penalty at `max_new_tokens` of the overlong shaping.
+    pub overlong_penalty_factor: f64,
+    /// DAPO's dynamic sampling: groups whose scores are all equal are dropped and more prompts
+    /// sampled until `batch_size` groups remain.
+    pub dynamic_sampling: bool,
+    /// Most generation rounds of one iteration under dynamic sampling; the iteration trains on
+    /// what it has after the last.
+    pub max_sampling_rounds: usize,
+}
+
+impl Default for AlgorithmConfig {
+    fn default() -> Self {
+        Self {
+            advantage_estimator: AdvantageEstimator::Gae,
+            loss_aggregation: LossAggregation::TokenMean,
+            clip_range_high: None,
+            dual_clip: None,
+            log_ratio_clamp: 20.0,
+            mask_truncated: false,
+            overlong_buffer_len: 0,
+            overlong_penalty_factor: 1.0,
+            dynamic_sampling: false,
+            max_sampling_rounds: 4,
+        }
+    }
+}
+
 /// Everything one PPO iteration needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PpoConfig {
@@ -58,7 +105,8 @@ pub struct PpoConfig {
     pub mini_batch_size: usize,
     /// Micro-batches per minibatch (gradients summed, loss scaled by token counts).
     pub gradient_accumulation_steps: usize,
-    /// ε of the clipped policy objective.
+    /// ε of the clipped policy objective (its lower side when
+    /// [`AlgorithmConfig::clip_range_high`] is set).
     pub clip_range: f64,
     /// ε of the clipped value loss.
     pub clip_range_value: f64,
@@ -99,12 +147,25 @@ pub struct PpoConfig {
     /// `prompts_truncated` metric). `None`: no limit.
     #[serde(default)]
     pub max_prompt_tokens: Option<usize>,
+    /// Estimator, loss aggregation and the GRPO/DAPO variants.
+    #[serde(default)]
+    pub algorithm: AlgorithmConfig,
 }
 
 impl PpoConfig {
     /// Rollout rows per iteration.
     pub fn rollout_size(&self) -> usize {
         self.batch_size * self.group_size
+    }
+
+    /// Upper ε of the policy clip.
+    pub fn clip_range_high(&self) -> f64 {
+        self.algorithm.clip_range_high.unwrap_or(self.clip_range)
+    }
+
+    /// Whether this configuration trains a critic.
+    pub fn has_critic(&self) -> bool {
+        self.algorithm.advantage_estimator.needs_critic()
     }
 
     /// Checks ranges and divisibility; the error names the field ([`PpoField`]).
@@ -197,6 +258,44 @@ impl PpoConfig {
         if let Some(p) = self.missing_eos_penalty {
             non_negative(F::MissingEosPenalty, p)?;
         }
+        let a = &self.algorithm;
+        if (a.advantage_estimator.needs_groups() || a.dynamic_sampling) && self.group_size < 2 {
+            let why = if a.dynamic_sampling {
+                "dynamic sampling".to_string()
+            } else {
+                format!("advantage_estimator {:?}", a.advantage_estimator.name())
+            };
+            return bad(
+                F::GroupSize,
+                format!(
+                    "{why} compares the responses of one prompt: group_size must be at least \
+                     2, got {}",
+                    self.group_size
+                ),
+            );
+        }
+        if let Some(high) = a.clip_range_high {
+            positive(F::ClipRangeHigh, high)?;
+        }
+        if let Some(c) = a.dual_clip
+            && !(c > 1.0 && c.is_finite())
+        {
+            return bad(F::DualClip, format!("{c} must be greater than 1"));
+        }
+        positive(F::LogRatioClamp, a.log_ratio_clamp)?;
+        non_negative(F::OverlongPenaltyFactor, a.overlong_penalty_factor)?;
+        if a.overlong_buffer_len > self.sampling.max_new_tokens {
+            return bad(
+                F::OverlongBufferLen,
+                format!(
+                    "{} must be at most max_new_tokens = {}",
+                    a.overlong_buffer_len, self.sampling.max_new_tokens
+                ),
+            );
+        }
+        if a.max_sampling_rounds == 0 {
+            return bad(F::MaxSamplingRounds, "must be at least 1".into());
+        }
         if self.max_prompt_tokens == Some(0) {
             return bad(F::MaxPromptTokens, "must be at least 1".into());
         }
@@ -253,6 +352,12 @@ pub enum PpoField {
     ScoreClip,
     MissingEosPenalty,
     MaxPromptTokens,
+    ClipRangeHigh,
+    DualClip,
+    LogRatioClamp,
+    OverlongBufferLen,
+    OverlongPenaltyFactor,
+    MaxSamplingRounds,
     Beta1(Role),
     Beta2(Role),
     Eps(Role),
@@ -288,6 +393,12 @@ impl std::fmt::Display for PpoField {
             Self::ScoreClip => f.write_str("score_clip"),
             Self::MissingEosPenalty => f.write_str("missing_eos_penalty"),
             Self::MaxPromptTokens => f.write_str("max_prompt_tokens"),
+            Self::ClipRangeHigh => f.write_str("algorithm.clip_range_high"),
+            Self::DualClip => f.write_str("algorithm.dual_clip"),
+            Self::LogRatioClamp => f.write_str("algorithm.log_ratio_clamp"),
+            Self::OverlongBufferLen => f.write_str("algorithm.overlong_buffer_len"),
+            Self::OverlongPenaltyFactor => f.write_str("algorithm.overlong_penalty_factor"),
+            Self::MaxSamplingRounds => f.write_str("algorithm.max_sampling_rounds"),
             Self::Beta1(r) => write!(f, "{}.beta1", optimizer(r)),
             Self::Beta2(r) => write!(f, "{}.beta2", optimizer(r)),
             Self::Eps(r) => write!(f, "{}.eps", optimizer(r)),

@@ -24,6 +24,17 @@ pub enum CoreError {
         /// Samples sent.
         expected: usize,
     },
+    /// A critic was given to a critic-free estimator, or none to GAE.
+    #[error(
+        "advantage_estimator {estimator:?} {}",
+        if *given { "builds no critic, but one was given" } else { "needs a critic, but none was given" }
+    )]
+    CriticMismatch {
+        /// The estimator's config name.
+        estimator: &'static str,
+        /// Whether a critic was given.
+        given: bool,
+    },
     /// A batch had no prompt.
     #[error("empty prompt batch")]
     EmptyBatch,

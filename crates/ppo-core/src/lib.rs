@@ -21,6 +21,7 @@ mod config;
 mod data;
 mod early_stop;
 mod error;
+mod estimators;
 mod evaluate;
 mod grad;
 mod kl;
@@ -32,10 +33,14 @@ mod reward;
 mod trainer;
 
 pub use advantages::{explained_variance, gae, masked_mean_var, whiten};
-pub use config::{KlConfig, OptimizerConfig, PpoConfig, PpoField, Role};
+pub use config::{AlgorithmConfig, KlConfig, OptimizerConfig, PpoConfig, PpoField, Role};
 pub use data::{DataOrder, PromptSample, letters_task};
 pub use early_stop::{EarlyStopping, StopDecision};
 pub use error::CoreError;
+pub use estimators::{
+    AdvantageEstimator, GRPO_EPS, LossAggregation, critic_free_advantages, discounted_returns,
+    group_advantages, overlong_penalty, row_weights, whiten_unbiased,
+};
 pub use evaluate::{EvalOutput, EvalSettings, evaluate};
 pub use grad::{clip_grad_norm, global_grad_norm};
 pub use kl::{KlController, KlEstimator};

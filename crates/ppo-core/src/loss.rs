@@ -8,38 +8,83 @@ use burn::tensor::Tensor;
 /// The clipped surrogate of a micro-batch, per token `[rows, R]`, with what is reported about
 /// it: every statistic comes from these tensors, so the loss and its metrics cannot disagree.
 pub struct PolicyTerms {
-    /// max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)), 0 on padding. The only differentiable term.
+    /// The clipped surrogate (see [`policy_loss`]), 0 on padding. The only differentiable term.
     pub loss: Tensor<2>,
-    /// logπ − logπ_old.
+    /// logπ − logπ_old (clamped).
     pub log_ratio: Tensor<2>,
     /// ρ = exp(logπ − logπ_old).
     pub ratio: Tensor<2>,
     /// 1 where the clipped term was the larger one (it set the loss), else 0.
     pub clipped: Tensor<2>,
+    /// 1 where the dual clip bounded the loss (negative advantage, −A·c below), else 0.
+    pub dual_clipped: Tensor<2>,
 }
 
-/// Clipped surrogate: max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)) with ρ = exp(logπ − logπ_old).
+/// The policy clip: ε below and above 1 (DAPO's clip-higher when they differ), the optional
+/// dual clip c, and the clamp of the log-ratio before the exponential.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PolicyClip {
+    /// ρ is clipped below at 1 − `low`.
+    pub low: f64,
+    /// ρ is clipped above at 1 + `high`.
+    pub high: f64,
+    /// c > 1: for A < 0 the loss is at most −A·c (dual-clip PPO).
+    pub dual: Option<f64>,
+    /// logπ − logπ_old is clamped to ±this before exp.
+    pub log_ratio_clamp: f64,
+}
+
+impl PolicyClip {
+    /// clip(ρ, 1 − ε, 1 + ε), no dual clip, log-ratio clamped to ±20 (verl's bound).
+    pub fn symmetric(epsilon: f64) -> Self {
+        Self {
+            low: epsilon,
+            high: epsilon,
+            dual: None,
+            log_ratio_clamp: 20.0,
+        }
+    }
+}
+
+/// Clipped surrogate max(−A·ρ, −A·clip(ρ, 1−ε_low, 1+ε_high)) with
+/// ρ = exp(clamp(logπ − logπ_old, ±log_ratio_clamp)); with a dual clip c, tokens with A < 0
+/// take min(that, −A·c).
 pub fn policy_loss(
     logprobs: Tensor<2>,
     old_logprobs: Tensor<2>,
     advantages: Tensor<2>,
     mask: Tensor<2>,
-    clip_range: f64,
+    clip: &PolicyClip,
 ) -> PolicyTerms {
-    let log_ratio = logprobs - old_logprobs;
+    let bound = clip.log_ratio_clamp;
+    let log_ratio = (logprobs - old_logprobs).clamp(-bound, bound);
     let ratio = log_ratio.clone().exp();
     let unclipped = advantages.clone().neg() * ratio.clone();
-    let clipped = advantages.neg() * ratio.clone().clamp(1.0 - clip_range, 1.0 + clip_range);
+    let clipped = advantages.clone().neg() * ratio.clone().clamp(1.0 - clip.low, 1.0 + clip.high);
     let clip_won = clipped
         .clone()
         .detach()
         .greater(unclipped.clone().detach())
         .float();
+    let mut loss = unclipped.max_pair(clipped);
+    let mut dual_clipped = clip_won.zeros_like();
+    if let Some(c) = clip.dual {
+        let bounded = advantages.clone().neg() * c;
+        let negative = advantages.lower_elem(0.0);
+        let dual_won = loss
+            .clone()
+            .detach()
+            .greater(bounded.clone())
+            .bool_and(negative.clone());
+        dual_clipped = dual_won.clone().float();
+        loss = loss.mask_where(dual_won, bounded);
+    }
     PolicyTerms {
-        loss: unclipped.max_pair(clipped) * mask,
+        loss: loss * mask,
         log_ratio: log_ratio.detach(),
         ratio: ratio.detach(),
         clipped: clip_won,
+        dual_clipped,
     }
 }
 
@@ -87,6 +132,8 @@ pub struct TokenStats {
     pub clipped: f64,
     /// Tokens where the clipped value term was the larger one.
     pub value_clipped: f64,
+    /// Tokens whose loss the dual clip bounded.
+    pub dual_clipped: f64,
     /// Σ ½(logπ − logπ_old)².
     pub approx_kl: f64,
     /// Σ ratio.
@@ -109,10 +156,10 @@ impl TokenStats {
 
     /// Stats of one micro-batch from the tensors its loss was built of, masked by `mask`
     /// (`[rows, R]`, 1 on valid tokens): the sums are taken on the device and read back
-    /// together, ten numbers.
+    /// together, eleven numbers. Without a critic the value terms are 0.
     pub fn measure(
         policy: &PolicyTerms,
-        value: &ValueTerms,
+        value: Option<&ValueTerms>,
         entropy: Tensor<2>,
         mask: Tensor<2>,
     ) -> Self {
@@ -123,10 +170,17 @@ impl TokenStats {
             vec![
                 mask.clone().sum(),
                 policy.loss.clone().detach().sum(),
-                value.loss.clone().detach().sum(),
+                value.map_or_else(
+                    || mask.clone().sum().zeros_like(),
+                    |v| v.loss.clone().detach().sum(),
+                ),
                 masked_sum(entropy.detach()),
                 masked_sum(policy.clipped.clone()),
-                masked_sum(value.clipped.clone()),
+                value.map_or_else(
+                    || mask.clone().sum().zeros_like(),
+                    |v| masked_sum(v.clipped.clone()),
+                ),
+                masked_sum(policy.dual_clipped.clone()),
                 masked_sum(log_ratio.clone() * log_ratio * 0.5),
                 masked_sum(policy.ratio.clone()),
                 policy
@@ -153,10 +207,11 @@ impl TokenStats {
             entropy: v[3],
             clipped: v[4],
             value_clipped: v[5],
-            approx_kl: v[6],
-            ratio: v[7],
-            ratio_min: v[8],
-            ratio_max: v[9],
+            dual_clipped: v[6],
+            approx_kl: v[7],
+            ratio: v[8],
+            ratio_min: v[9],
+            ratio_max: v[10],
         }
     }
 
@@ -168,6 +223,7 @@ impl TokenStats {
         self.entropy += other.entropy;
         self.clipped += other.clipped;
         self.value_clipped += other.value_clipped;
+        self.dual_clipped += other.dual_clipped;
         self.approx_kl += other.approx_kl;
         self.ratio += other.ratio;
         self.ratio_min = self.ratio_min.min(other.ratio_min);
@@ -259,7 +315,7 @@ mod tests {
         let old = t(&[0.0, 0.0, 0.0, 0.0]);
         let adv = t(&[2.0, 2.0, -1.0, 3.0]);
         let mask = t(&[1.0, 1.0, 1.0, 0.0]);
-        let terms = policy_loss(logp, old, adv, mask.clone(), 0.05);
+        let terms = policy_loss(logp, old, adv, mask.clone(), &PolicyClip::symmetric(0.05));
         let l = v(terms.loss.clone());
         // token 0: max(−2·1.10517, −2·1.05) = −2.1 (clipped term)
         // token 1: max(−2·0.904837, −2·0.95) = −1.809675 (unclipped)
@@ -269,7 +325,7 @@ mod tests {
             assert!((a - b).abs() < 1e-5, "{l:?}");
         }
         let value = value_loss(t(&[0.0; 4]), t(&[0.0; 4]), t(&[0.0; 4]), mask.clone(), 0.2);
-        let s = TokenStats::measure(&terms, &value, t(&[1.0; 4]), mask);
+        let s = TokenStats::measure(&terms, Some(&value), t(&[1.0; 4]), mask);
         assert_eq!(s.tokens, 3.0);
         assert_eq!(s.clipped, 1.0);
         assert_eq!(s.entropy, 3.0);
@@ -304,10 +360,77 @@ mod tests {
             assert!((a - b).abs() < 1e-5, "{l:?}");
         }
         let zeros = || t(&[0.0; 3]);
-        let policy = policy_loss(zeros(), zeros(), zeros(), mask.clone(), 0.2);
-        let s = TokenStats::measure(&policy, &value, zeros(), mask);
+        let policy = policy_loss(
+            zeros(),
+            zeros(),
+            zeros(),
+            mask.clone(),
+            &PolicyClip::symmetric(0.2),
+        );
+        let s = TokenStats::measure(&policy, Some(&value), zeros(), mask);
         assert_eq!(s.value_clipped, 2.0);
         assert_eq!(s.clipped, 0.0);
         assert!((s.value_loss - 2.445).abs() < 1e-5);
+    }
+
+    #[test]
+    fn clip_higher_hand_computed() {
+        // ε_low 0.1, ε_high 0.3; ratios e^0.2 = 1.2214 (inside [0.9, 1.3]) and e^0.4 = 1.4918
+        // (clipped at 1.3) with A = 1; e^−0.2 = 0.8187 with A = −1 (clipped at 0.9).
+        let clip = PolicyClip {
+            low: 0.1,
+            high: 0.3,
+            dual: None,
+            log_ratio_clamp: 20.0,
+        };
+        let terms = policy_loss(
+            t(&[0.2, 0.4, -0.2]),
+            t(&[0.0; 3]),
+            t(&[1.0, 1.0, -1.0]),
+            t(&[1.0; 3]),
+            &clip,
+        );
+        let l = v(terms.loss);
+        let expected = [-(0.2f32.exp()), -1.3, 0.9];
+        for (a, b) in l.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-5, "{l:?}");
+        }
+        assert_eq!(v(terms.clipped), [0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn dual_clip_bounds_negative_advantages_only() {
+        // ρ = e^2 = 7.389 with A = −1: clipped loss max(7.389, 1.2) = 7.389; dual c = 3 → 3.
+        // ρ = e^2 with A = +1: max(−7.389, −1.2) = −1.2, untouched by the dual clip.
+        // ρ = e^0.1 with A = −1: 1.105 < 3, untouched.
+        let clip = PolicyClip {
+            dual: Some(3.0),
+            ..PolicyClip::symmetric(0.2)
+        };
+        let terms = policy_loss(
+            t(&[2.0, 2.0, 0.1]),
+            t(&[0.0; 3]),
+            t(&[-1.0, 1.0, -1.0]),
+            t(&[1.0; 3]),
+            &clip,
+        );
+        let l = v(terms.loss);
+        let expected = [3.0, -1.2, 0.1f32.exp()];
+        for (a, b) in l.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-5, "{l:?}");
+        }
+        assert_eq!(v(terms.dual_clipped), [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn log_ratio_is_clamped_before_the_exponential() {
+        let clip = PolicyClip {
+            log_ratio_clamp: 1.0,
+            ..PolicyClip::symmetric(0.2)
+        };
+        let terms = policy_loss(t(&[50.0]), t(&[0.0]), t(&[0.0]), t(&[1.0]), &clip);
+        let ratio = v(terms.ratio)[0];
+        assert!((ratio - 1f32.exp()).abs() < 1e-5, "{ratio}");
+        assert!(v(terms.loss)[0].is_finite());
     }
 }

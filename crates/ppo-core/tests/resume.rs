@@ -46,7 +46,9 @@ fn trainer(config: PpoConfig) -> PpoTrainer {
     let model_config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
     let mut rng = Rng::new(11);
     let policy = CausalLm::init(&model_config, &mut rng, &device);
-    let critic = ValueModel::from_backbone(policy.backbone(), &mut rng);
+    let critic = config
+        .has_critic()
+        .then(|| ValueModel::from_backbone(policy.backbone(), &mut rng));
     let schedule = |lr| {
         Scheduler::new(ScheduleConfig {
             learning_rate: lr,
@@ -70,51 +72,85 @@ fn deterministic(m: &Metrics) -> Vec<(String, u64)> {
 
 fn step(t: &mut PpoTrainer, i: usize) -> Vec<(String, u64)> {
     let batch = letters_task(4, 100 + i as u64);
+    // Under dynamic sampling, further batches come from a stream that is a function of `i`.
+    let mut round = 0;
+    let mut more = || {
+        round += 1;
+        Some(letters_task(4, 10_000 + 100 * i as u64 + round))
+    };
     let (_, m) = t
-        .step(&batch, &ByteTokenizer, &mut CharMatchReward::default())
+        .step_with(
+            &batch,
+            &mut more,
+            &ByteTokenizer,
+            &mut CharMatchReward::default(),
+        )
         .unwrap();
     deterministic(&m)
 }
 
-#[test]
-fn restored_trainer_continues_bit_for_bit() {
+/// Saves after two steps, takes three more; a trainer rebuilt from the seed and restored from
+/// the files takes the same three steps bit for bit.
+fn check_resume(config: PpoConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = trainer(config());
+    let mut a = trainer(config.clone());
     for i in 0..2 {
         step(&mut a, i);
     }
     let state = a.state();
-    let (po, co) = (
-        a.optimizers().0.named_tensors(),
-        a.optimizers().1.named_tensors(),
-    );
+    let po = a.optimizers().0.named_tensors();
+    let co = a.optimizers().1.map(|o| o.named_tensors());
     a.policy()
         .clone()
         .save_file(dir.path().join("p.bpk"))
         .unwrap();
-    a.critic()
-        .clone()
-        .save_file(dir.path().join("c.bpk"))
-        .unwrap();
+    if let Some(critic) = a.critic() {
+        critic.clone().save_file(dir.path().join("c.bpk")).unwrap();
+    }
     let expected: Vec<_> = (2..5).map(|i| step(&mut a, i)).collect();
 
     // a new process: everything rebuilt from the seed, then overwritten from the files
     let state: ppo_core::TrainerState =
         serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
-    let mut b = trainer(config());
+    let mut b = trainer(config);
     let policy = b
         .policy()
         .clone()
         .try_load_file(dir.path().join("p.bpk"))
         .unwrap();
-    let critic = b
-        .critic()
-        .clone()
-        .try_load_file(dir.path().join("c.bpk"))
-        .unwrap();
-    b.restore(state, policy, critic, po, co).unwrap();
+    let critic = b.critic().map(|c| {
+        let critic = c.clone().try_load_file(dir.path().join("c.bpk")).unwrap();
+        (critic, co.unwrap())
+    });
+    b.restore(state, policy, critic, po).unwrap();
     let resumed: Vec<_> = (2..5).map(|i| step(&mut b, i)).collect();
     assert_eq!(resumed, expected);
+}
+
+#[test]
+fn restored_trainer_continues_bit_for_bit() {
+    check_resume(config());
+}
+
+#[test]
+fn every_estimator_resumes_bit_for_bit() {
+    for estimator in common::ESTIMATORS {
+        check_resume(common::with_estimator(config(), estimator));
+    }
+}
+
+#[test]
+fn dapo_resumes_bit_for_bit() {
+    // Dynamic sampling (extra prompt batches), clip-higher, token-level aggregation, overlong
+    // shaping, truncated responses masked out, KL in the loss.
+    let mut config = common::with_estimator(config(), ppo_core::AdvantageEstimator::Grpo);
+    config.algorithm.dynamic_sampling = true;
+    config.algorithm.clip_range_high = Some(0.28);
+    config.algorithm.overlong_buffer_len = 2;
+    config.algorithm.mask_truncated = true;
+    config.algorithm.dual_clip = Some(3.0);
+    config.kl.in_loss = true;
+    check_resume(config);
 }
 
 #[test]
@@ -124,14 +160,12 @@ fn restore_without_optimizer_state_would_differ() {
     step(&mut a, 0);
     let state = a.state();
     let fresh = trainer(config());
-    let (po, co) = (
-        fresh.optimizers().0.named_tensors(),
-        fresh.optimizers().1.named_tensors(),
-    );
-    let (policy, critic) = (a.policy().clone(), a.critic().clone());
+    let po = fresh.optimizers().0.named_tensors();
+    let co = fresh.optimizers().1.unwrap().named_tensors();
+    let (policy, critic) = (a.policy().clone(), a.critic().unwrap().clone());
     let expected = step(&mut a, 1);
     let mut b = trainer(config());
-    b.restore(state, policy, critic, po, co).unwrap();
+    b.restore(state, policy, Some((critic, co)), po).unwrap();
     assert_ne!(step(&mut b, 1), expected);
 }
 

@@ -27,7 +27,9 @@ fn trainer(config: PpoConfig, seed: u64) -> PpoTrainer {
     let model_config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
     let mut rng = Rng::new(seed);
     let policy = CausalLm::init(&model_config, &mut rng, &device);
-    let critic = ValueModel::from_backbone(policy.backbone(), &mut rng);
+    let critic = config
+        .has_critic()
+        .then(|| ValueModel::from_backbone(policy.backbone(), &mut rng));
     PpoTrainer::new(config, policy, critic, schedule(1e-3), schedule(1e-3), rng).unwrap()
 }
 
@@ -63,13 +65,29 @@ fn ratio_is_exactly_one_on_the_first_minibatch() {
 
 #[test]
 fn accumulated_micro_batches_give_the_same_update_as_one_batch() {
+    use ppo_core::{AdvantageEstimator as E, LossAggregation as A};
+    for (estimator, aggregation) in [
+        (E::Gae, A::TokenMean),
+        (E::Gae, A::SeqMeanTokenMean),
+        (E::Grpo, A::SeqMeanTokenMean),
+        (E::DrGrpo, A::SeqMeanTokenSumNorm),
+        (E::Rloo, A::SeqMeanTokenSum),
+        (E::ReinforcePp, A::TokenMean),
+    ] {
+        let mut cfg = common::with_estimator(config(), estimator);
+        cfg.algorithm.loss_aggregation = aggregation;
+        check_accumulation(cfg, &format!("{estimator:?} {aggregation:?}"));
+    }
+}
+
+fn check_accumulation(base: PpoConfig, case: &str) {
     let probe: Vec<u32> = vec![ByteTokenizer::BOS, 104, 105, 33];
     let run = |accumulation: usize| {
         let cfg = PpoConfig {
             gradient_accumulation_steps: accumulation,
             mini_batch_size: 8,
             ppo_epochs: 1,
-            ..config()
+            ..base.clone()
         };
         let mut t = trainer(cfg, 2);
         let before = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
@@ -82,30 +100,36 @@ fn accumulated_micro_batches_give_the_same_update_as_one_batch() {
             .unwrap();
         t.update(&rollout);
         let after = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
-        let values = to_f32_vec(t.critic().forward(&probe, &[true; 4], 1));
+        let values = t
+            .critic()
+            .map(|c| to_f32_vec(c.forward(&probe, &[true; 4], 1)))
+            .unwrap_or_default();
         (rollout.generation.sequences, before, after, values)
     };
     let (seq1, before, one, v1) = run(1);
     let (seq4, _, four, v4) = run(4);
-    assert_eq!(seq1, seq4, "both trainers saw the same rollout");
+    assert_eq!(seq1, seq4, "{case}: both trainers saw the same rollout");
     let moved = before
         .iter()
         .zip(&one)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(moved > 1e-4, "the update changed the policy ({moved})");
+    assert!(
+        moved > 1e-4,
+        "{case}: the update changed the policy ({moved})"
+    );
     let diff = one
         .iter()
         .zip(&four)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(diff < 1e-5, "policy differs by {diff}");
+    assert!(diff < 1e-5, "{case}: policy differs by {diff}");
     let vdiff = v1
         .iter()
         .zip(&v4)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(vdiff < 1e-5, "critic differs by {vdiff}");
+    assert!(vdiff < 1e-5, "{case}: critic differs by {vdiff}");
 }
 
 #[test]
@@ -167,7 +191,7 @@ fn a_short_seeded_run_raises_the_reward_on_the_letters_task() {
     };
     let mut rng = Rng::new(42);
     let policy = CausalLm::init(&model_config, &mut rng, &device);
-    let critic = ValueModel::from_backbone(policy.backbone(), &mut rng);
+    let critic = Some(ValueModel::from_backbone(policy.backbone(), &mut rng));
     let mut t = PpoTrainer::new(cfg, policy, critic, schedule(3e-3), schedule(3e-3), rng).unwrap();
     let samples = letters_task(16 * 35, 3);
     let mut scores = Vec::new();
@@ -224,4 +248,108 @@ fn prompts_longer_than_the_limit_keep_their_last_tokens() {
         .step(&samples, &ByteTokenizer, &mut CharMatchReward::default())
         .unwrap();
     assert_eq!(metrics.get("prompts_truncated"), Some(4.0));
+}
+
+/// Scores 1 for every response to a prompt that starts with an even byte (such groups are
+/// uninformative), and the response's length in bytes otherwise.
+struct HalfConstant;
+
+impl ppo_core::Reward for HalfConstant {
+    fn name(&self) -> &str {
+        "half_constant"
+    }
+
+    fn score(
+        &mut self,
+        batch: &[ppo_core::RewardInput<'_>],
+    ) -> Result<Vec<f64>, ppo_core::RewardError> {
+        Ok(batch
+            .iter()
+            .map(|input| {
+                if input.prompt.as_bytes()[0] % 2 == 0 {
+                    1.0
+                } else {
+                    input.response.len() as f64
+                }
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn dynamic_sampling_keeps_only_groups_whose_scores_differ() {
+    let mut cfg = common::with_estimator(config(), ppo_core::AdvantageEstimator::Grpo);
+    cfg.algorithm.dynamic_sampling = true;
+    cfg.algorithm.max_sampling_rounds = 8;
+    let mut t = trainer(cfg, 4);
+    let first = letters_task(4, 21);
+    let constant_first = first
+        .iter()
+        .filter(|s| s.prompt.as_bytes()[0] % 2 == 0)
+        .count();
+    let mut seed = 21;
+    let mut asked = 0;
+    let mut more = || {
+        seed += 1;
+        asked += 1;
+        Some(letters_task(4, seed))
+    };
+    let rollout = t
+        .rollout_with(&first, &mut more, &ByteTokenizer, &mut HalfConstant)
+        .unwrap();
+    let g = &rollout.generation;
+    assert_eq!(g.batch_size, 4 * 2, "batch_size groups of group_size rows");
+    assert_eq!(rollout.samples.len(), 8);
+    for group in rollout.scores.chunks(2) {
+        assert_ne!(
+            group[0], group[1],
+            "an uninformative group was kept: {group:?}"
+        );
+    }
+    assert!(rollout.filtered_groups >= constant_first);
+    assert_eq!(rollout.sampling_rounds, 1 + asked);
+    // Rows of a group share their prompt, and every kept row's tensors line up.
+    for pair in rollout.samples.chunks(2) {
+        assert_eq!(pair[0].prompt, pair[1].prompt);
+    }
+    for row in 0..g.batch_size {
+        let response = ppo_models::Tokenizer::decode(&ByteTokenizer, &g.response(row));
+        assert_eq!(response, rollout.responses[row]);
+    }
+    let stats = t.update(&rollout);
+    assert_eq!(stats.minibatches[0].ratio_min, 1.0);
+}
+
+#[test]
+fn mask_truncated_leaves_responses_without_eos_out_of_the_loss() {
+    let mut cfg = config();
+    cfg.algorithm.mask_truncated = true;
+    cfg.sampling.max_new_tokens = 2; // most rows are cut before EOS
+    let mut t = trainer(cfg, 5);
+    let rollout = t
+        .rollout(
+            &letters_task(4, 2),
+            &ByteTokenizer,
+            &mut CharMatchReward::default(),
+        )
+        .unwrap();
+    let g = &rollout.generation;
+    let r = g.response_len;
+    assert!(g.finished.iter().any(|f| !f), "some row is truncated");
+    for row in 0..g.batch_size {
+        for i in 0..r {
+            let idx = row * r + i;
+            assert_eq!(
+                rollout.loss_mask[idx],
+                g.response_mask[idx] && g.finished[row]
+            );
+        }
+    }
+    let stats = t.update(&rollout);
+    let loss_tokens: usize = rollout.loss_mask.iter().filter(|&&m| m).count();
+    assert_eq!(
+        stats.tokens.tokens,
+        (loss_tokens * 2) as f64,
+        "2 PPO epochs"
+    );
 }

@@ -249,10 +249,12 @@ pub fn differing_keys(a: &RawConfig, b: &RawConfig) -> Vec<String> {
 }
 
 /// Keys a resumed run may not change: the model shape, the seed (the frozen reference and the
-/// data order are rebuilt from it) and the data and its split.
+/// data order are rebuilt from it), the data and its split, and the advantage estimator (it
+/// decides whether a critic exists).
 pub fn is_resume_locked(key: &str) -> bool {
     key.starts_with("model.")
         || key == "seed"
+        || key == "algorithm.advantage_estimator"
         || key.starts_with("data.")
         || key == "eval.eval_split"
 }

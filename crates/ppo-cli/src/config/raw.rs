@@ -1,6 +1,6 @@
 //! `RawConfig`: the TOML file as written, every choice already an enum (read once, here).
 
-use ppo_core::KlEstimator;
+use ppo_core::{AdvantageEstimator, KlEstimator, LossAggregation};
 use ppo_models::TransformerConfig;
 use ppo_models::hf::ExportDtype;
 use ppo_sched::PlateauMode;
@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub data: RawData,
     pub reward: RawReward,
     pub training: RawTraining,
+    pub algorithm: RawAlgorithm,
     pub checkpoint: RawCheckpoint,
     pub eval: RawEval,
     pub tracking: RawTracking,
@@ -279,6 +280,9 @@ pub struct RawTraining {
     pub mini_batch_size: usize,
     pub gradient_accumulation_steps: usize,
     pub clip_range: f64,
+    pub clip_range_low: f64,
+    pub clip_range_high: f64,
+    pub dual_clip: f64,
     pub clip_range_value: f64,
     pub entropy_coef: f64,
     pub value_loss_coef: f64,
@@ -312,6 +316,20 @@ pub struct RawTraining {
     pub plateau_patience: u32,
     pub plateau_threshold: f64,
     pub plateau_cooldown: u32,
+}
+
+/// `[algorithm]`: the advantage estimator and the GRPO/DAPO variants.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlgorithm {
+    pub advantage_estimator: AdvantageEstimator,
+    pub loss_aggregation: LossAggregation,
+    pub log_ratio_clamp: f64,
+    pub mask_truncated: bool,
+    pub overlong_buffer_len: usize,
+    pub overlong_penalty_factor: f64,
+    pub dynamic_sampling: bool,
+    pub max_sampling_rounds: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! (the eval split, the number of steps, the schedules' horizon) is [`Resolved::shape`]'s.
 
 use anyhow::{Context, Result, bail};
-use ppo_core::{CoreError, KlConfig, OptimizerConfig, PpoConfig, PpoField};
+use ppo_core::{AlgorithmConfig, CoreError, KlConfig, OptimizerConfig, PpoConfig, PpoField};
 use ppo_models::{SamplingConfig, TransformerConfig};
 use ppo_sched::{PlateauConfig, SchedError, ScheduleConfig, ScheduleKind, ThresholdMode};
 use serde::Serialize;
@@ -332,13 +332,26 @@ fn check_sources(raw: &RawConfig) -> Result<()> {
 pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
     let t = &raw.training;
     let g = &raw.generation;
+    for (key, value) in [
+        ("training.clip_range_low", t.clip_range_low),
+        ("training.clip_range_high", t.clip_range_high),
+        ("training.dual_clip", t.dual_clip),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            bail!("invalid config key `{key}`: {value} must be ≥ 0 (0 = off)");
+        }
+    }
     let ppo = PpoConfig {
         batch_size: t.batch_size,
         group_size: t.group_size,
         ppo_epochs: t.ppo_epochs,
         mini_batch_size: t.mini_batch_size,
         gradient_accumulation_steps: t.gradient_accumulation_steps,
-        clip_range: t.clip_range,
+        clip_range: if t.clip_range_low > 0.0 {
+            t.clip_range_low
+        } else {
+            t.clip_range
+        },
         clip_range_value: t.clip_range_value,
         entropy_coef: t.entropy_coef,
         value_loss_coef: t.value_loss_coef,
@@ -379,6 +392,22 @@ pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
             weight_decay: t.weight_decay,
         },
         max_prompt_tokens: Some(prompt_limit(raw)?),
+        algorithm: AlgorithmConfig {
+            advantage_estimator: raw.algorithm.advantage_estimator,
+            loss_aggregation: raw.algorithm.loss_aggregation,
+            clip_range_high: Some(if t.clip_range_high > 0.0 {
+                t.clip_range_high
+            } else {
+                t.clip_range
+            }),
+            dual_clip: option_if_positive(t.dual_clip),
+            log_ratio_clamp: raw.algorithm.log_ratio_clamp,
+            mask_truncated: raw.algorithm.mask_truncated,
+            overlong_buffer_len: raw.algorithm.overlong_buffer_len,
+            overlong_penalty_factor: raw.algorithm.overlong_penalty_factor,
+            dynamic_sampling: raw.algorithm.dynamic_sampling,
+            max_sampling_rounds: raw.algorithm.max_sampling_rounds,
+        },
     };
     ppo.validate().map_err(|e| match e {
         CoreError::InvalidConfig { field, reason } => {
@@ -415,6 +444,12 @@ pub fn toml_key(field: PpoField) -> &'static str {
         F::ScoreClip => "training.score_clip",
         F::MissingEosPenalty => "training.missing_eos_penalty",
         F::MaxPromptTokens => "data.max_prompt_length",
+        F::ClipRangeHigh => "training.clip_range_high",
+        F::DualClip => "training.dual_clip",
+        F::LogRatioClamp => "algorithm.log_ratio_clamp",
+        F::OverlongBufferLen => "algorithm.overlong_buffer_len",
+        F::OverlongPenaltyFactor => "algorithm.overlong_penalty_factor",
+        F::MaxSamplingRounds => "algorithm.max_sampling_rounds",
         // One key sets both models' AdamW.
         F::Beta1(_) => "training.adam_beta1",
         F::Beta2(_) => "training.adam_beta2",

@@ -353,3 +353,100 @@ fn resolving_reads_no_prompt_file() {
     let e = format!("{:#}", crate::data::run_prompts(&r).unwrap_err());
     assert!(e.contains("/nonexistent/train.jsonl"), "{e}");
 }
+
+#[test]
+fn every_shipped_config_parses_and_its_training_settings_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        // The models and data are local copies a user downloads: the built-in model and task
+        // stand in for them (with room for the configured generation length).
+        let swapped = sets(&[
+            "model.policy=\"\"",
+            "model.use_chat_template=false",
+            "model.system_prompt=\"\"",
+            "model.enable_thinking=\"\"",
+            "model.max_position_embeddings=1024",
+            "data.task=\"letters\"",
+        ]);
+        let resolved =
+            load(Some(&path), &swapped).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        checked.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            resolved.ppo.algorithm.advantage_estimator,
+        ));
+    }
+    checked.sort_by(|a, b| a.0.cmp(&b.0));
+    use ppo_core::AdvantageEstimator as E;
+    assert_eq!(
+        checked,
+        [
+            ("dapo-gsm8k.toml".to_string(), E::Grpo),
+            ("default.toml".to_string(), E::Gae),
+            ("grpo-gsm8k.toml".to_string(), E::Grpo),
+            ("qwen3-gsm8k.toml".to_string(), E::Gae),
+        ]
+    );
+}
+
+#[test]
+fn algorithm_keys_resolve_and_bad_ones_name_the_key() {
+    let resolved = load(
+        None,
+        &sets(&[
+            "algorithm.advantage_estimator=\"rloo\"",
+            "algorithm.loss_aggregation=\"seq_mean_token_sum_norm\"",
+            "training.clip_range=0.2",
+            "training.clip_range_high=0.28",
+            "training.dual_clip=3.0",
+        ]),
+    )
+    .unwrap();
+    let ppo = &resolved.ppo;
+    assert_eq!(
+        ppo.algorithm.advantage_estimator,
+        ppo_core::AdvantageEstimator::Rloo
+    );
+    assert_eq!((ppo.clip_range, ppo.clip_range_high()), (0.2, 0.28));
+    assert_eq!(ppo.algorithm.dual_clip, Some(3.0));
+    assert!(!ppo.has_critic());
+    // clip_range_low alone moves only the lower side.
+    let low = load(None, &sets(&["training.clip_range_low=0.1"])).unwrap();
+    assert_eq!((low.ppo.clip_range, low.ppo.clip_range_high()), (0.1, 0.2));
+
+    assert_eq!(
+        err(&[
+            "algorithm.advantage_estimator=\"grpo\"",
+            "training.group_size=1",
+            "training.mini_batch_size=32",
+        ]),
+        "invalid config key `training.group_size`: advantage_estimator \"grpo\" compares the \
+         responses of one prompt: group_size must be at least 2, got 1"
+    );
+    assert_eq!(
+        err(&["training.dual_clip=0.5"]),
+        "invalid config key `training.dual_clip`: 0.5 must be greater than 1"
+    );
+    assert_eq!(
+        err(&["training.clip_range_high=-0.1"]),
+        "invalid config key `training.clip_range_high`: -0.1 must be ≥ 0 (0 = off)"
+    );
+    let message = err(&["algorithm.advantage_estimator=\"ppo\""]);
+    assert!(
+        message.starts_with(
+            "invalid config key `algorithm.advantage_estimator` (--set \
+             algorithm.advantage_estimator=\"ppo\"): unknown variant `ppo`, expected one of \
+             `gae`, `grpo`"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        err(&["algorithm.overlong_buffer_len=100"]),
+        "invalid config key `algorithm.overlong_buffer_len`: 100 must be at most \
+         max_new_tokens = 8"
+    );
+}

@@ -143,10 +143,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         warn!("{warning}");
     }
     let params = resolved.model.num_params();
+    let critic = critic_origin(&resolved.raw);
     let mut session = session::build_session(resolved, shape, prompts, run, loaded)?;
     info!(
         params,
-        "policy initialised; critic = policy backbone + value head; reference = frozen initial policy"
+        "policy initialised; {critic}; reference = frozen initial policy"
     );
     let result = session::train_loop(&mut session, &args, &guard, &stop);
     let summary = session.tracker.take().map(|t| match &result {
@@ -164,5 +165,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
             error!("training failed: {err:#}");
             Err(err)
         }
+    }
+}
+
+/// Where the run's critic comes from, for the start-up log.
+fn critic_origin(raw: &crate::config::RawConfig) -> String {
+    let estimator = raw.algorithm.advantage_estimator;
+    let m = &raw.model;
+    if !estimator.needs_critic() {
+        format!("no critic (advantage_estimator = {:?})", estimator.name())
+    } else if !m.critic.is_empty() {
+        format!("critic = {}", m.critic)
+    } else if m.critic_init == crate::config::CriticInit::Reward {
+        "critic = reward model backbone + new value head".into()
+    } else {
+        "critic = policy backbone + value head".into()
     }
 }

@@ -338,9 +338,15 @@ pub fn train_loop(
     for step in s.state.global_step + 1..=total {
         let (indices, _) = s.state.data_order.next_batch(batch_size);
         let batch: Vec<_> = indices.iter().map(|&i| s.train_set[i].clone()).collect();
+        // Dynamic sampling draws further batches from the same order (resumable with it).
+        let (order, train_set) = (&mut s.state.data_order, &s.train_set);
+        let mut more = || {
+            let (indices, _) = order.next_batch(batch_size);
+            Some(indices.iter().map(|&i| train_set[i].clone()).collect())
+        };
         let (rollout, mut metrics) = s
             .trainer
-            .step(&batch, s.tokenizer.as_ref(), s.reward.as_mut())
+            .step_with(&batch, &mut more, s.tokenizer.as_ref(), s.reward.as_mut())
             .with_context(|| format!("PPO iteration {step} failed"))?;
         drop(batch);
         let order = &s.state.data_order;

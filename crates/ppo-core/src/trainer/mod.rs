@@ -35,12 +35,31 @@ impl ModuleMapper for Checkpointing {
 }
 
 /// Policy and critic (in training mode) with gradient checkpointing on or off.
-fn checkpointing(policy: CausalLm, critic: ValueModel, on: bool) -> (CausalLm, ValueModel) {
+fn checkpointing(
+    policy: CausalLm,
+    critic: Option<ValueModel>,
+    on: bool,
+) -> (CausalLm, Option<ValueModel>) {
     if !on {
         return (policy, critic);
     }
     let mut mapper = Checkpointing(GradientCheckpointingStrategy::Balanced);
-    (policy.map(&mut mapper), critic.map(&mut mapper))
+    (
+        policy.map(&mut mapper),
+        critic.map(|critic| critic.map(&mut mapper)),
+    )
+}
+
+/// A critic is given exactly when the estimator learns values.
+fn check_critic(config: &PpoConfig, has_critic: bool) -> Result<(), CoreError> {
+    let estimator = config.algorithm.advantage_estimator;
+    if estimator.needs_critic() == has_critic {
+        return Ok(());
+    }
+    Err(CoreError::CriticMismatch {
+        estimator: estimator.name(),
+        given: has_critic,
+    })
 }
 
 /// Everything of a trainer that is not a tensor: with the weights and the optimiser records
@@ -55,16 +74,16 @@ pub struct TrainerState {
     pub rng: RngState,
     /// Policy learning-rate schedule.
     pub policy_schedule: SchedulerState,
-    /// Critic learning-rate schedule.
+    /// Critic learning-rate schedule (kept, unused, without a critic).
     pub critic_schedule: SchedulerState,
 }
 
-/// Policy, reference and critic with their optimisers, schedules and controllers.
+/// Policy, reference and (for GAE) critic with their optimisers, schedules and controllers.
 pub struct PpoTrainer {
     config: PpoConfig,
     policy: CausalLm,
     reference: CausalLm,
-    critic: ValueModel,
+    critic: Option<ValueModel>,
     policy_optim: AdamW,
     critic_optim: AdamW,
     policy_schedule: Scheduler,
@@ -76,18 +95,20 @@ pub struct PpoTrainer {
 }
 
 impl PpoTrainer {
-    /// A trainer whose reference is a frozen copy of `policy` as given.
+    /// A trainer whose reference is a frozen copy of `policy` as given. `critic` must be
+    /// given exactly when the estimator needs one ([`PpoConfig::has_critic`]: GAE).
     pub fn new(
         config: PpoConfig,
         policy: CausalLm,
-        critic: ValueModel,
+        critic: Option<ValueModel>,
         policy_schedule: Scheduler,
         critic_schedule: Scheduler,
         rng: Rng,
     ) -> Result<Self, CoreError> {
         config.validate()?;
+        check_critic(&config, critic.is_some())?;
         let device = policy.backbone().device();
-        let (policy, critic) = (policy.train(), critic.train());
+        let (policy, critic) = (policy.train(), critic.map(Module::train));
         let (policy, critic) = checkpointing(policy, critic, config.gradient_checkpointing);
         let kl = match config.kl.target {
             Some(target) => KlController::Adaptive {
@@ -130,9 +151,9 @@ impl PpoTrainer {
         &self.policy
     }
 
-    /// The critic being trained.
-    pub fn critic(&self) -> &ValueModel {
-        &self.critic
+    /// The critic being trained (`None` for the critic-free estimators).
+    pub fn critic(&self) -> Option<&ValueModel> {
+        self.critic.as_ref()
     }
 
     /// The KL coefficient controller.
@@ -164,10 +185,11 @@ impl PpoTrainer {
         }
     }
 
-    /// The policy's and critic's AdamW states (moments are tensor handles, not copies: a
-    /// checkpoint writes them one at a time).
-    pub fn optimizers(&self) -> (&AdamW, &AdamW) {
-        (&self.policy_optim, &self.critic_optim)
+    /// The policy's and (with a critic) the critic's AdamW states (moments are tensor handles,
+    /// not copies: a checkpoint writes them one at a time).
+    pub fn optimizers(&self) -> (&AdamW, Option<&AdamW>) {
+        let critic = self.critic.is_some().then_some(&self.critic_optim);
+        (&self.policy_optim, critic)
     }
 
     /// Puts the trainer back where [`state`](Self::state), [`optimizers`](Self::optimizers)
@@ -179,15 +201,25 @@ impl PpoTrainer {
         &mut self,
         state: TrainerState,
         policy: CausalLm,
-        critic: ValueModel,
+        critic: Option<(ValueModel, OptimizerTensors)>,
         policy_optim: OptimizerTensors,
-        critic_optim: OptimizerTensors,
     ) -> Result<(), CoreError> {
         let config = &self.config;
+        check_critic(config, critic.is_some())?;
         self.policy_optim =
             AdamW::from_named_tensors(&config.policy_optimizer, &policy, policy_optim, "policy")?;
-        self.critic_optim =
-            AdamW::from_named_tensors(&config.critic_optimizer, &critic, critic_optim, "critic")?;
+        let critic = match critic {
+            Some((critic, tensors)) => {
+                self.critic_optim = AdamW::from_named_tensors(
+                    &config.critic_optimizer,
+                    &critic,
+                    tensors,
+                    "critic",
+                )?;
+                Some(critic)
+            }
+            None => None,
+        };
         self.policy_schedule =
             Scheduler::from_state(self.policy_schedule.config().clone(), state.policy_schedule)?;
         self.critic_schedule =
@@ -195,18 +227,26 @@ impl PpoTrainer {
         self.kl = state.kl;
         self.score_moments = state.score_moments;
         self.rng = Rng::from_state(state.rng);
-        let device = &self.device;
-        let (policy, critic) = (policy.train().fork(device), critic.train().fork(device));
-        (self.policy, self.critic) =
-            checkpointing(policy, critic, self.config.gradient_checkpointing);
+        self.set_models(policy, critic);
         Ok(())
     }
 
     /// Replaces the policy and critic weights (e.g. with a checkpoint's), keeping the reference,
     /// the optimisers and every other state as they are.
-    pub fn load_weights(&mut self, policy: CausalLm, critic: ValueModel) {
+    pub fn load_weights(
+        &mut self,
+        policy: CausalLm,
+        critic: Option<ValueModel>,
+    ) -> Result<(), CoreError> {
+        check_critic(&self.config, critic.is_some())?;
+        self.set_models(policy, critic);
+        Ok(())
+    }
+
+    fn set_models(&mut self, policy: CausalLm, critic: Option<ValueModel>) {
         let device = &self.device;
-        let (policy, critic) = (policy.train().fork(device), critic.train().fork(device));
+        let policy = policy.train().fork(device);
+        let critic = critic.map(|critic| critic.train().fork(device));
         (self.policy, self.critic) =
             checkpointing(policy, critic, self.config.gradient_checkpointing);
     }
@@ -240,8 +280,20 @@ impl PpoTrainer {
         tokenizer: &dyn Tokenizer,
         reward: &mut dyn Reward,
     ) -> Result<(Rollout, Metrics), CoreError> {
+        self.step_with(samples, &mut || None, tokenizer, reward)
+    }
+
+    /// One full iteration on `samples`, and under dynamic sampling on the further batches
+    /// `more` gives (see [`rollout_with`](Self::rollout_with)); returns its metrics.
+    pub fn step_with(
+        &mut self,
+        samples: &[PromptSample],
+        more: &mut dyn FnMut() -> Option<Vec<PromptSample>>,
+        tokenizer: &dyn Tokenizer,
+        reward: &mut dyn Reward,
+    ) -> Result<(Rollout, Metrics), CoreError> {
         let started = Instant::now();
-        let rollout = self.rollout(samples, tokenizer, reward)?;
+        let rollout = self.rollout_with(samples, more, tokenizer, reward)?;
         let update_started = Instant::now();
         let stats = self.update(&rollout);
         let time_update = update_started.elapsed().as_secs_f64();

@@ -11,7 +11,10 @@ use ppo_models::{
 
 use super::PpoTrainer;
 use crate::advantages::{gae, masked_mean_var, whiten};
-use crate::{CoreError, KlEstimator, PromptSample, Reward, RewardInput, RunningMoments};
+use crate::{
+    CoreError, KlEstimator, PromptSample, Reward, RewardInput, RunningMoments,
+    critic_free_advantages, overlong_penalty,
+};
 
 /// A scored rollout batch with everything the update needs, `[rows, R]` arrays row-major.
 #[derive(Clone, Debug)]
@@ -32,7 +35,7 @@ pub struct Rollout {
     pub ref_logprobs: Vec<f32>,
     /// Policy entropy per token before the update.
     pub entropy: Vec<f32>,
-    /// Critic values before the update.
+    /// Critic values before the update (empty without a critic).
     pub values: Vec<f32>,
     /// Per-token KL estimate (policy vs reference).
     pub kl: Vec<f32>,
@@ -42,8 +45,17 @@ pub struct Rollout {
     pub advantages: Vec<f32>,
     /// Mean advantage before whitening.
     pub raw_advantage_mean: f64,
-    /// GAE returns.
+    /// GAE returns (empty without a critic).
     pub returns: Vec<f32>,
+    /// `[rows, R]`: the tokens the loss is taken over — the response mask, less the rows
+    /// without EOS under `mask_truncated`.
+    pub loss_mask: Vec<bool>,
+    /// Mean over rows of DAPO's overlong penalty (0 when off).
+    pub overlong_penalty: f64,
+    /// Groups dropped by dynamic sampling because their scores were all equal.
+    pub filtered_groups: usize,
+    /// Generation rounds this rollout took (1 without dynamic sampling).
+    pub sampling_rounds: usize,
     /// β used for this batch.
     pub kl_coef: f64,
     /// Seconds spent sampling.
@@ -153,6 +165,87 @@ fn shape_scores(
     shaped
 }
 
+/// The responses sampled and scored for some prompts, before any model pass.
+struct Round {
+    rows: Vec<PromptSample>,
+    generation: Generation,
+    responses: Vec<String>,
+    scores: Vec<f64>,
+    prompts_truncated: usize,
+}
+
+impl Round {
+    /// Keeps the groups (of `group_size` rows) for which `keep` holds.
+    fn retain_groups(self, group_size: usize, keep: &[bool], pad_id: u32) -> Round {
+        let rows: Vec<usize> = (0..self.generation.batch_size)
+            .filter(|r| keep[r / group_size])
+            .collect();
+        Round {
+            rows: rows.iter().map(|&r| self.rows[r].clone()).collect(),
+            responses: rows.iter().map(|&r| self.responses[r].clone()).collect(),
+            scores: rows.iter().map(|&r| self.scores[r]).collect(),
+            generation: select_rows(&self.generation, &rows, pad_id),
+            prompts_truncated: self.prompts_truncated,
+        }
+    }
+}
+
+/// The rows `rows` of `g`, in that order.
+fn select_rows(g: &Generation, rows: &[usize], pad_id: u32) -> Generation {
+    let (l, r) = (g.seq_len(), g.response_len);
+    let out = Generation {
+        batch_size: rows.len(),
+        prompt_len: g.prompt_len,
+        response_len: r,
+        sequences: gather(&g.sequences, l, rows),
+        attention_mask: gather(&g.attention_mask, l, rows),
+        response_mask: gather(&g.response_mask, r, rows),
+        logprobs: gather(&g.logprobs, r, rows),
+        finished: rows.iter().map(|&i| g.finished[i]).collect(),
+    };
+    // Re-pad to the longest kept response.
+    Generation::concat(vec![out], pad_id)
+}
+
+/// The rows of `rounds` in order, at most `max_rows` of them.
+fn join_rounds(rounds: Vec<Round>, max_rows: usize, pad_id: u32) -> Round {
+    let prompts_truncated = rounds.iter().map(|r| r.prompts_truncated).sum();
+    let mut rows = Vec::new();
+    let mut responses = Vec::new();
+    let mut scores = Vec::new();
+    let mut parts = Vec::new();
+    for round in rounds {
+        rows.extend(round.rows);
+        responses.extend(round.responses);
+        scores.extend(round.scores);
+        parts.push(round.generation);
+    }
+    let mut generation = Generation::concat(parts, pad_id);
+    if rows.len() > max_rows {
+        rows.truncate(max_rows);
+        responses.truncate(max_rows);
+        scores.truncate(max_rows);
+        let first: Vec<usize> = (0..max_rows).collect();
+        generation = select_rows(&generation, &first, pad_id);
+    }
+    Round {
+        rows,
+        generation,
+        responses,
+        scores,
+        prompts_truncated,
+    }
+}
+
+/// Whether the scores of each group of `group_size` rows differ (informative for a group
+/// estimator).
+fn informative_groups(scores: &[f64], group_size: usize) -> Vec<bool> {
+    scores
+        .chunks(group_size)
+        .map(|g| g.iter().any(|&s| s != g[0]))
+        .collect()
+}
+
 impl PpoTrainer {
     /// Samples responses for `samples` (each `group_size` times), scores them and prepares
     /// rewards, advantages and returns.
@@ -162,9 +255,75 @@ impl PpoTrainer {
         tokenizer: &dyn Tokenizer,
         reward: &mut dyn Reward,
     ) -> Result<Rollout, CoreError> {
+        self.rollout_with(samples, &mut || None, tokenizer, reward)
+    }
+
+    /// [`rollout`](Self::rollout) that, under dynamic sampling, asks `more` for further prompt
+    /// batches until `batch_size` groups with differing scores are collected (or
+    /// `max_sampling_rounds` generation rounds are spent, or `more` has none): groups whose
+    /// scores are all equal are dropped. If no group is informative, the last round is kept
+    /// whole.
+    pub fn rollout_with(
+        &mut self,
+        samples: &[PromptSample],
+        more: &mut dyn FnMut() -> Option<Vec<PromptSample>>,
+        tokenizer: &dyn Tokenizer,
+        reward: &mut dyn Reward,
+    ) -> Result<Rollout, CoreError> {
         if samples.is_empty() {
             return Err(CoreError::EmptyBatch);
         }
+        let (group_size, algo) = (self.config.group_size, self.config.algorithm.clone());
+        let started = Instant::now();
+        let mut scoring = 0.0;
+        let mut round = self.sample_round(samples, tokenizer, reward, &mut scoring)?;
+        let (mut rounds, mut filtered_groups) = (1, 0);
+        if algo.dynamic_sampling {
+            let (mut kept, mut groups, mut fallback) = (Vec::new(), 0, None);
+            loop {
+                let keep = informative_groups(&round.scores, group_size);
+                let informative = keep.iter().filter(|&&k| k).count();
+                filtered_groups += keep.len() - informative;
+                if informative > 0 {
+                    groups += informative;
+                    kept.push(round.retain_groups(group_size, &keep, tokenizer.pad_id()));
+                } else {
+                    fallback = Some(round);
+                }
+                if groups >= self.config.batch_size || rounds >= algo.max_sampling_rounds {
+                    break;
+                }
+                let Some(next) = more().filter(|n| !n.is_empty()) else {
+                    break;
+                };
+                round = self.sample_round(&next, tokenizer, reward, &mut scoring)?;
+                rounds += 1;
+            }
+            round = match fallback {
+                Some(whole) if kept.is_empty() => {
+                    filtered_groups -= whole.rows.len() / group_size;
+                    whole
+                }
+                _ => join_rounds(
+                    kept,
+                    group_size * self.config.batch_size,
+                    tokenizer.pad_id(),
+                ),
+            };
+        }
+        let time_generate = started.elapsed().as_secs_f64() - scoring;
+        self.finish_rollout(round, rounds, filtered_groups, time_generate, scoring)
+    }
+
+    /// Generates `group_size` responses for each of `samples` and scores them; the seconds
+    /// spent scoring are added to `scoring`.
+    fn sample_round(
+        &mut self,
+        samples: &[PromptSample],
+        tokenizer: &dyn Tokenizer,
+        reward: &mut dyn Reward,
+        scoring: &mut f64,
+    ) -> Result<Round, CoreError> {
         let cfg = &self.config;
         let rows: Vec<PromptSample> = samples
             .iter()
@@ -175,11 +334,8 @@ impl PpoTrainer {
             .map(|s| encode(tokenizer, s, cfg.max_prompt_tokens))
             .unzip();
         let prompts_truncated = truncated.iter().filter(|&&t| t).count() / cfg.group_size;
-
-        let started = Instant::now();
-        let policy = self.policy.valid();
         let generation = generate_chunked(
-            &policy,
+            &self.policy.valid(),
             &prompts,
             &cfg.sampling,
             tokenizer.eos_id(),
@@ -187,19 +343,58 @@ impl PpoTrainer {
             &mut self.rng,
             cfg.forward_batch_size,
         );
-        let time_generate = started.elapsed().as_secs_f64();
-
         let started = Instant::now();
-        let n = generation.batch_size;
-        let responses: Vec<String> = (0..n)
+        let responses: Vec<String> = (0..generation.batch_size)
             .map(|r| tokenizer.decode(&generation.response(r)))
             .collect();
         let inputs = reward_inputs(&rows, &responses, &generation.finished);
         let scores = checked_scores(reward, &inputs)?;
-        let shaped_scores = self.shape_scores(&scores, &generation.finished);
+        *scoring += started.elapsed().as_secs_f64();
+        Ok(Round {
+            rows,
+            generation,
+            responses,
+            scores,
+            prompts_truncated,
+        })
+    }
+
+    /// Shapes the scores of a round, runs the inference passes and estimates advantages.
+    fn finish_rollout(
+        &mut self,
+        round: Round,
+        sampling_rounds: usize,
+        filtered_groups: usize,
+        time_generate: f64,
+        time_scoring: f64,
+    ) -> Result<Rollout, CoreError> {
+        let started = Instant::now();
+        let Round {
+            rows,
+            generation,
+            responses,
+            scores,
+            prompts_truncated,
+        } = round;
+        let n = generation.batch_size;
+        let mut shaped_scores = self.shape_scores(&scores, &generation.finished);
+        let algo = self.config.algorithm.clone();
+        let max_new_tokens = self.config.sampling.max_new_tokens;
+        let mut overlong_total = 0.0;
+        for (row, score) in shaped_scores.iter_mut().enumerate() {
+            let penalty = overlong_penalty(
+                generation.response_length(row),
+                max_new_tokens,
+                algo.overlong_buffer_len,
+                algo.overlong_penalty_factor,
+            );
+            *score += penalty;
+            overlong_total += penalty;
+        }
 
         let mut first_epoch_order: Vec<usize> = (0..n).collect();
         self.rng.shuffle(&mut first_epoch_order);
+        let policy = self.policy.valid();
         let (old_logprobs, entropy, ref_logprobs, values) =
             self.inference_passes(&policy, &generation, &first_epoch_order);
         let (r_len, mask) = (generation.response_len, &generation.response_mask);
@@ -224,21 +419,33 @@ impl PpoTrainer {
             let last = generation.response_length(row) - 1; // max_new_tokens ≥ 1
             rewards[row * r_len + last] += *score as f32;
         }
-        let (raw_advantages, returns) = gae(
-            &rewards,
-            &values,
-            mask,
-            r_len,
-            self.config.gamma,
-            self.config.lam,
-        );
+        let cfg = &self.config;
+        let (raw_advantages, returns) = match &values {
+            Some(values) => gae(&rewards, values, mask, r_len, cfg.gamma, cfg.lam),
+            None => {
+                let advantages = critic_free_advantages(
+                    algo.advantage_estimator,
+                    &rewards,
+                    mask,
+                    r_len,
+                    cfg.group_size,
+                    cfg.gamma,
+                );
+                (advantages, Vec::new())
+            }
+        };
         let (raw_advantage_mean, _) = masked_mean_var(&raw_advantages, mask);
-        let advantages = if self.config.whiten_advantages {
+        let advantages = if values.is_some() && cfg.whiten_advantages {
             whiten(&raw_advantages, mask)
         } else {
             raw_advantages
         };
-        let time_score = started.elapsed().as_secs_f64();
+        let loss_mask: Vec<bool> = mask
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| m && (!algo.mask_truncated || generation.finished[i / r_len.max(1)]))
+            .collect();
+        let time_score = time_scoring + started.elapsed().as_secs_f64();
 
         Ok(Rollout {
             generation,
@@ -249,12 +456,16 @@ impl PpoTrainer {
             old_logprobs,
             ref_logprobs,
             entropy,
-            values,
+            values: values.unwrap_or_default(),
             kl,
             rewards,
             advantages,
             raw_advantage_mean,
             returns,
+            loss_mask,
+            overlong_penalty: overlong_total / n.max(1) as f64,
+            filtered_groups,
+            sampling_rounds,
             kl_coef: beta,
             time_generate,
             time_score,
@@ -275,15 +486,15 @@ impl PpoTrainer {
         )
     }
 
-    /// Old policy log-probs and entropy, reference log-probs and critic values, all
-    /// `[rows, R]`, without autodiff, one first-epoch micro-batch (in `order`) at a time.
+    /// Old policy log-probs and entropy, reference log-probs and critic values (when there is
+    /// a critic), all `[rows, R]`, without autodiff, one first-epoch micro-batch (in `order`) at a time.
     fn inference_passes(
         &self,
         policy: &CausalLm,
         g: &Generation,
         order: &[usize],
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-        let critic = self.critic.valid();
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+        let critic = self.critic.as_ref().map(|c| c.valid());
         let temperature = self.config.sampling.logprob_temperature();
         let (l, p) = (g.seq_len(), g.prompt_len);
         let response_ids = g.response_ids();
@@ -317,11 +528,10 @@ impl PpoTrainer {
                 temperature,
             );
             scatter(&mut refs, chunk, to_f32_vec(lp_ref));
-            scatter(
-                &mut vals,
-                chunk,
-                to_f32_vec(response_values(critic.forward(&ids, &mask, n), p)),
-            );
+            if let Some(critic) = &critic {
+                let values = response_values(critic.forward(&ids, &mask, n), p);
+                scatter(&mut vals, chunk, to_f32_vec(values));
+            }
         }
         for (i, &m) in g.response_mask.iter().enumerate() {
             if !m {
@@ -331,7 +541,7 @@ impl PpoTrainer {
                 vals[i] = 0.0;
             }
         }
-        (old, ent, refs, vals)
+        (old, ent, refs, critic.map(|_| vals))
     }
 }
 

@@ -8,10 +8,10 @@ use ppo_models::{CausalLm, ValueModel, response_logprobs, to_f32_vec};
 
 use super::PpoTrainer;
 use super::rollout::{Rollout, gather, response_values};
-use crate::Metrics;
 use crate::advantages::{explained_variance, masked_mean_var};
 use crate::grad::clip_grad_norm;
-use crate::loss::{TokenStats, policy_loss, value_loss};
+use crate::loss::{PolicyClip, TokenStats, policy_loss, value_loss};
+use crate::{Metrics, row_weights};
 
 /// Result of one update over a rollout.
 #[derive(Clone, Debug, Default)]
@@ -28,7 +28,7 @@ pub struct UpdateStats {
     pub learning_rate: f64,
     /// Critic learning rate of the first optimiser step.
     pub critic_learning_rate: f64,
-    /// Σ β·KL over tokens (only when KL is in the loss).
+    /// Σ β·KL over loss tokens (only when KL is in the loss).
     pub kl_loss: f64,
 }
 
@@ -43,13 +43,24 @@ impl PpoTrainer {
         let cfg = self.config.clone();
         let (l, p, r) = (g.seq_len(), g.prompt_len, g.response_len);
         let response_ids = g.response_ids();
-        let mask_f: Vec<f32> = g
-            .response_mask
-            .iter()
-            .map(|&m| f32::from(u8::from(m)))
+        let loss_mask = &rollout.loss_mask;
+        let mask_f: Vec<f32> = loss_mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+        let loss_tokens: Vec<usize> = (0..g.batch_size)
+            .map(|row| {
+                loss_mask[row * r..(row + 1) * r]
+                    .iter()
+                    .filter(|&&m| m)
+                    .count()
+            })
             .collect();
         let temperature = cfg.sampling.logprob_temperature();
         let micro_size = cfg.mini_batch_size / cfg.gradient_accumulation_steps;
+        let clip = PolicyClip {
+            low: cfg.clip_range,
+            high: cfg.clip_range_high(),
+            dual: cfg.algorithm.dual_clip,
+            log_ratio_clamp: cfg.algorithm.log_ratio_clamp,
+        };
         let mut stats = UpdateStats {
             learning_rate: self.policy_schedule.lr(),
             critic_learning_rate: self.critic_schedule.lr(),
@@ -66,8 +77,20 @@ impl PpoTrainer {
                 self.rng.shuffle(&mut order);
             }
             for minibatch in order.chunks(cfg.mini_batch_size) {
-                let tokens: usize = minibatch.iter().map(|&row| g.response_length(row)).sum();
-                let scale = 1.0 / tokens as f64;
+                // Each token's weight in the minibatch's loss: micro-batches add up to the
+                // minibatch's aggregated loss (`loss_aggregation`).
+                let lengths: Vec<usize> = minibatch.iter().map(|&row| loss_tokens[row]).collect();
+                let row_weight = row_weights(
+                    cfg.algorithm.loss_aggregation,
+                    &lengths,
+                    cfg.sampling.max_new_tokens,
+                );
+                let mut token_weight = vec![0.0f32; g.batch_size * r];
+                for (&row, &w) in minibatch.iter().zip(&row_weight) {
+                    for i in row * r..(row + 1) * r {
+                        token_weight[i] = mask_f[i] * w as f32;
+                    }
+                }
                 let mut acc_policy = GradientsAccumulator::<CausalLm>::new();
                 let mut acc_critic = GradientsAccumulator::<ValueModel>::new();
                 let mut mb_stats = TokenStats::empty();
@@ -79,64 +102,71 @@ impl PpoTrainer {
                     let d = &self.device;
                     let logits = self.policy.forward(&ids, &attn, n, None);
                     let (logp, entropy) = response_logprobs(logits, &resp, p, temperature);
-                    let values = response_values(self.critic.forward(&ids, &attn, n), p);
                     let rows = |v: &[f32]| tensor2(gather(v, r, micro), n, r, d);
                     let mask_t = rows(&mask_f);
+                    let weight = rows(&token_weight);
                     let pl = policy_loss(
                         logp.clone(),
                         rows(&rollout.old_logprobs),
                         rows(&rollout.advantages),
                         mask_t.clone(),
-                        cfg.clip_range,
+                        &clip,
                     );
-                    let vl = value_loss(
-                        values,
-                        rows(&rollout.values),
-                        rows(&rollout.returns),
-                        mask_t.clone(),
-                        cfg.clip_range_value,
-                    );
+                    let vl = self.critic.as_ref().map(|critic| {
+                        let values = response_values(critic.forward(&ids, &attn, n), p);
+                        value_loss(
+                            values,
+                            rows(&rollout.values),
+                            rows(&rollout.returns),
+                            mask_t.clone(),
+                            cfg.clip_range_value,
+                        )
+                    });
                     mb_stats.merge(&TokenStats::measure(
                         &pl,
-                        &vl,
+                        vl.as_ref(),
                         entropy.clone(),
                         mask_t.clone(),
                     ));
-                    let ent_sum = (entropy * mask_t.clone()).sum();
-                    let mut total = pl.loss.sum() + vl.loss.sum() * cfg.value_loss_coef
-                        - ent_sum * cfg.entropy_coef;
+                    let weighted = |t: Tensor<2>| (t * weight.clone()).sum();
+                    let mut total =
+                        weighted(pl.loss) - weighted(entropy * mask_t.clone()) * cfg.entropy_coef;
+                    if let Some(vl) = vl {
+                        total = total + weighted(vl.loss) * cfg.value_loss_coef;
+                    }
                     if cfg.kl.in_loss {
                         let ref_lp = rows(&rollout.ref_logprobs);
                         let kl = crate::loss::kl_penalty(logp, ref_lp, mask_t, cfg.kl.estimator);
-                        let kl_sum = kl.sum();
-                        stats.kl_loss += f64::from(to_f32_vec(kl_sum.clone().detach())[0]) * beta;
-                        total = total + kl_sum * beta;
+                        stats.kl_loss += f64::from(to_f32_vec(kl.clone().detach().sum())[0]) * beta;
+                        total = total + weighted(kl) * beta;
                     }
-                    let total = total * scale;
                     let mut grads = total.backward();
                     acc_policy.accumulate(
                         &self.policy,
                         GradientsParams::from_module(&mut grads, &self.policy),
                     );
-                    acc_critic.accumulate(
-                        &self.critic,
-                        GradientsParams::from_module(&mut grads, &self.critic),
-                    );
+                    if let Some(critic) = &self.critic {
+                        acc_critic
+                            .accumulate(critic, GradientsParams::from_module(&mut grads, critic));
+                    }
                 }
                 let mut grads_policy = acc_policy.grads();
-                let mut grads_critic = acc_critic.grads();
                 stats.grad_norm_policy +=
                     clip_grad_norm(&self.policy, &mut grads_policy, cfg.max_grad_norm);
-                stats.grad_norm_critic +=
-                    clip_grad_norm(&self.critic, &mut grads_critic, cfg.max_grad_norm);
                 let policy = self.policy.clone();
                 self.policy =
                     self.policy_optim
                         .step(self.policy_schedule.lr(), policy, grads_policy);
-                let critic = self.critic.clone();
-                self.critic =
-                    self.critic_optim
-                        .step(self.critic_schedule.lr(), critic, grads_critic);
+                if let Some(critic) = self.critic.take() {
+                    let mut grads_critic = acc_critic.grads();
+                    stats.grad_norm_critic +=
+                        clip_grad_norm(&critic, &mut grads_critic, cfg.max_grad_norm);
+                    self.critic = Some(self.critic_optim.step(
+                        self.critic_schedule.lr(),
+                        critic,
+                        grads_critic,
+                    ));
+                }
                 self.policy_schedule.step();
                 self.critic_schedule.step();
                 optimizer_steps += 1;
@@ -180,9 +210,14 @@ impl PpoTrainer {
         } else {
             0.0
         };
-        let total_loss = policy_loss + self.config.value_loss_coef * value_loss
-            - self.config.entropy_coef * entropy_train
-            + kl_loss;
+        let has_critic = self.critic.is_some();
+        let value_term = if has_critic {
+            self.config.value_loss_coef * value_loss
+        } else {
+            0.0
+        };
+        let total_loss =
+            policy_loss + value_term - self.config.entropy_coef * entropy_train + kl_loss;
         let lengths: Vec<f64> = (0..g.batch_size)
             .map(|row| g.response_length(row) as f64)
             .collect();
@@ -193,9 +228,12 @@ impl PpoTrainer {
             -rollout.kl_coef * kl_per_sequence
         };
 
+        let algo = &self.config.algorithm;
         let mut m = Metrics::default();
         m.push("policy_loss", policy_loss);
-        m.push("value_loss", value_loss);
+        if has_critic {
+            m.push("value_loss", value_loss);
+        }
         m.push("total_loss", total_loss);
         m.push("reward", mean(&rollout.shaped_scores));
         m.push("advantage", rollout.raw_advantage_mean);
@@ -205,13 +243,20 @@ impl PpoTrainer {
         m.push("score", mean(&rollout.scores));
         m.push("non_score_reward", non_score);
         m.push("clipfrac", t.mean(t.clipped));
-        m.push("value_clipfrac", t.mean(t.value_clipped));
+        if algo.dual_clip.is_some() {
+            m.push("dual_clipfrac", t.mean(t.dual_clipped));
+        }
+        if has_critic {
+            m.push("value_clipfrac", t.mean(t.value_clipped));
+        }
         m.push("approx_kl", t.mean(t.approx_kl));
         m.push("ratio_mean", t.mean(t.ratio));
-        m.push(
-            "explained_variance",
-            explained_variance(&rollout.values, &rollout.returns, mask),
-        );
+        if has_critic {
+            m.push(
+                "explained_variance",
+                explained_variance(&rollout.values, &rollout.returns, mask),
+            );
+        }
         m.push("response_length", response_tokens / n);
         m.push(
             "eos_rate",
@@ -219,9 +264,22 @@ impl PpoTrainer {
         );
         m.push("kl_coef", rollout.kl_coef);
         m.push("prompts_truncated", rollout.prompts_truncated as f64);
+        if algo.mask_truncated {
+            let masked = g.finished.iter().filter(|&&f| !f).count();
+            m.push("truncated_masked", masked as f64);
+        }
+        if algo.overlong_buffer_len > 0 {
+            m.push("overlong_penalty", rollout.overlong_penalty);
+        }
+        if algo.dynamic_sampling {
+            m.push("filtered_groups", rollout.filtered_groups as f64);
+            m.push("sampling_rounds", rollout.sampling_rounds as f64);
+        }
         m.push("grad_norm_policy", stats.grad_norm_policy);
-        m.push("grad_norm_critic", stats.grad_norm_critic);
-        m.push("critic_learning_rate", stats.critic_learning_rate);
+        if has_critic {
+            m.push("grad_norm_critic", stats.grad_norm_critic);
+            m.push("critic_learning_rate", stats.critic_learning_rate);
+        }
         m.push("tokens_per_second", response_tokens / time_total.max(1e-9));
         m.push("time/generate", rollout.time_generate);
         m.push("time/score", rollout.time_score);

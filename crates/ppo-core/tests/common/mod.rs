@@ -1,6 +1,6 @@
 //! Shared set-up of the trainer tests.
 
-use ppo_core::{KlConfig, KlEstimator, OptimizerConfig, PpoConfig};
+use ppo_core::{AlgorithmConfig, KlConfig, KlEstimator, OptimizerConfig, PpoConfig};
 use ppo_models::SamplingConfig;
 
 /// A small PPO configuration: 4 prompts × 2 samples, 2 PPO epochs, minibatch 4.
@@ -45,5 +45,32 @@ pub fn config() -> PpoConfig {
             ..Default::default()
         },
         max_prompt_tokens: None,
+        algorithm: AlgorithmConfig::default(),
     }
 }
+
+/// `config` with another advantage estimator.
+#[allow(dead_code)]
+pub fn with_estimator(config: PpoConfig, estimator: ppo_core::AdvantageEstimator) -> PpoConfig {
+    PpoConfig {
+        algorithm: AlgorithmConfig {
+            advantage_estimator: estimator,
+            ..config.algorithm.clone()
+        },
+        ..config
+    }
+}
+
+/// Every advantage estimator.
+#[allow(dead_code)]
+pub const ESTIMATORS: [ppo_core::AdvantageEstimator; 6] = {
+    use ppo_core::AdvantageEstimator as E;
+    [
+        E::Gae,
+        E::Grpo,
+        E::DrGrpo,
+        E::Rloo,
+        E::ReinforcePp,
+        E::ReinforcePpBaseline,
+    ]
+};
