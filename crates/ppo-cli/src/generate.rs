@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ppo_models::hf::{self, HfHead};
-use ppo_models::{CausalLm, PromptFormat, Rng, SamplingConfig, Tokenizer, generate};
+use ppo_models::{CausalLm, PromptFormat, Rng, SamplingConfig, Stop, Tokenizer, generate};
 
 use crate::{device, export, models};
 
@@ -46,6 +46,10 @@ pub struct GenerateArgs {
     /// Take the most likely token each step (log-probs then at temperature 1).
     #[arg(long)]
     pub greedy: bool,
+    /// Also stop once the completion contains this text (repeatable). Generation always stops
+    /// at every EOS id of the tokenizer and `generation_config.json`.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
     /// Seed of the sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -118,6 +122,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         max_new_tokens: args.max_new_tokens,
         greedy: args.greedy,
         use_cache: true,
+        stop: args.stop.clone(),
     };
     let temperature_ok = args.temperature > 0.0 && args.temperature.is_finite();
     if !args.greedy && !temperature_ok {
@@ -146,7 +151,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         &policy,
         std::slice::from_ref(&prompt_ids),
         &sampling,
-        tokenizer.eos_id(),
+        Stop::new(tokenizer.as_ref(), &sampling.stop),
         tokenizer.pad_id(),
         &mut Rng::new(args.seed),
     );

@@ -4,7 +4,7 @@
 //! checkpoint's models; [`crate::PpoTrainer::evaluate`] on its own).
 
 use ppo_models::{
-    CausalLm, Rng, SamplingConfig, Tokenizer, generate_chunked, response_logprobs, to_f32_vec,
+    CausalLm, Rng, SamplingConfig, Stop, Tokenizer, generate_chunked, response_logprobs, to_f32_vec,
 };
 
 use crate::trainer::{checked_scores, encode, gather, reward_inputs};
@@ -69,7 +69,7 @@ pub fn evaluate(
         policy,
         &prompts,
         sampling,
-        tokenizer.eos_id(),
+        Stop::new(tokenizer, &sampling.stop),
         tokenizer.pad_id(),
         rng,
         settings.forward_batch_size,

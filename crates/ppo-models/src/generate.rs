@@ -1,4 +1,5 @@
-//! Batched sampling with a KV cache: left padding, temperature, top-k, top-p, stop at EOS.
+//! Batched sampling with a KV cache: left padding, temperature, top-k, top-p (over the top-k
+//! survivors, renormalised, as transformers does), stop at any EOS id or stop string.
 //!
 //! Sampling runs on the host in f64 from each step's last-position logits, with our own
 //! [`Rng`], so a seeded run draws the same tokens on every backend. The returned log-prob of a
@@ -8,7 +9,7 @@
 use burn::tensor::Tensor;
 
 use crate::transformer::{CausalLm, KvCache};
-use crate::{Rng, left_pad};
+use crate::{Rng, Tokenizer, left_pad};
 
 /// How tokens are drawn.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +26,9 @@ pub struct SamplingConfig {
     pub greedy: bool,
     /// Reuse keys and values of earlier positions (same result, less work).
     pub use_cache: bool,
+    /// A response also ends once its text contains one of these (kept in the response).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 impl Default for SamplingConfig {
@@ -36,7 +40,82 @@ impl Default for SamplingConfig {
             max_new_tokens: 32,
             greedy: false,
             use_cache: true,
+            stop: Vec::new(),
         }
+    }
+}
+
+/// When a row's response ends: at the first token among `ids` (kept as its last token), or at
+/// the first token after which its decoded text contains one of `strings`.
+#[derive(Clone)]
+pub struct Stop<'a> {
+    /// End-of-sequence ids (Qwen3 has two: `<|im_end|>` and `<|endoftext|>`).
+    pub ids: Vec<u32>,
+    /// Stop strings (need a tokenizer to decode).
+    pub strings: Vec<String>,
+    decoder: Option<&'a dyn Tokenizer>,
+    /// Tokens decoded to look for a string: enough to hold the longest one.
+    window: usize,
+}
+
+impl<'a> Stop<'a> {
+    /// Stops at any of `ids` only.
+    pub fn tokens(ids: Vec<u32>) -> Self {
+        Self {
+            ids,
+            strings: Vec::new(),
+            decoder: None,
+            window: 0,
+        }
+    }
+
+    /// Stops at the tokenizer's [`stop_ids`](Tokenizer::stop_ids) and at `strings` (empty
+    /// ones are ignored), decoded with `tokenizer`.
+    pub fn new(tokenizer: &'a dyn Tokenizer, strings: &[String]) -> Self {
+        let strings: Vec<String> = strings.iter().filter(|s| !s.is_empty()).cloned().collect();
+        // A token decodes to at least one byte of text except for pieces of a character, so
+        // twice the longest string in bytes (plus a few) covers it.
+        let window = strings.iter().map(String::len).max().unwrap_or(0) * 2 + 4;
+        Self {
+            ids: tokenizer.stop_ids(),
+            strings,
+            decoder: Some(tokenizer),
+            window,
+        }
+    }
+
+    /// Whether the response `so_far` (its newest token last) ends here.
+    fn ends(&self, so_far: &[u32]) -> bool {
+        let Some(&last) = so_far.last() else {
+            return false;
+        };
+        if self.ids.contains(&last) {
+            return true;
+        }
+        match self.decoder {
+            Some(tokenizer) if !self.strings.is_empty() => {
+                let tail = &so_far[so_far.len().saturating_sub(self.window)..];
+                let text = tokenizer.decode(tail);
+                self.strings.iter().any(|s| text.contains(s.as_str()))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<u32> for Stop<'_> {
+    /// Stops at this one EOS id.
+    fn from(id: u32) -> Self {
+        Self::tokens(vec![id])
+    }
+}
+
+impl std::fmt::Debug for Stop<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stop")
+            .field("ids", &self.ids)
+            .field("strings", &self.strings)
+            .finish()
     }
 }
 
@@ -64,7 +143,7 @@ pub struct Generation {
     pub response_mask: Vec<bool>,
     /// `[batch, R]`: sampling log-prob of each response token (0 where masked).
     pub logprobs: Vec<f32>,
-    /// `[batch]`: the row produced EOS.
+    /// `[batch]`: the row ended by itself (an EOS id or a stop string), not by the length limit.
     pub finished: Vec<bool>,
 }
 
@@ -124,9 +203,11 @@ pub fn sample_token(logits: &[f32], config: &SamplingConfig, rng: &mut Rng) -> (
     let probs: Vec<f64> = order.iter().map(|&i| (scaled[i] - log_z).exp()).collect();
     let mut keep = probs.len();
     if config.top_p < 1.0 {
+        // Over the top-k survivors renormalised, as transformers applies top-p after top-k.
+        let survivors: f64 = probs.iter().sum();
         let mut cumulative = 0.0;
         for (n, p) in probs.iter().enumerate() {
-            cumulative += p;
+            cumulative += p / survivors;
             if cumulative >= config.top_p {
                 keep = n + 1;
                 break;
@@ -210,15 +291,16 @@ impl Generation {
 
 /// [`generate`] on blocks of at most `rows_per_pass` prompts (bounding the KV cache and
 /// logits held at once), joined with [`Generation::concat`]. `0` means one block.
-pub fn generate_chunked(
+pub fn generate_chunked<'a>(
     policy: &CausalLm,
     prompts: &[Vec<u32>],
     config: &SamplingConfig,
-    eos_id: u32,
+    stop: impl Into<Stop<'a>>,
     pad_id: u32,
     rng: &mut Rng,
     rows_per_pass: usize,
 ) -> Generation {
+    let stop = stop.into();
     let size = if rows_per_pass == 0 {
         prompts.len().max(1)
     } else {
@@ -226,23 +308,26 @@ pub fn generate_chunked(
     };
     let parts = prompts
         .chunks(size)
-        .map(|block| generate(policy, block, config, eos_id, pad_id, rng))
+        .map(|block| generate(policy, block, config, stop.clone(), pad_id, rng))
         .collect();
     Generation::concat(parts, pad_id)
 }
 
 /// Samples a response for every prompt (repeat prompts for several samples each).
 ///
-/// Rows stop at `eos_id` (kept as the last response token) or after `max_new_tokens`;
-/// later positions hold `pad_id` and are masked.
-pub fn generate(
+/// Rows stop as `stop` says (an EOS id — one id converts into a [`Stop`] — kept as the last
+/// response token, or a stop string) or after `max_new_tokens`; later positions hold `pad_id`
+/// and are masked.
+pub fn generate<'a>(
     policy: &CausalLm,
     prompts: &[Vec<u32>],
     config: &SamplingConfig,
-    eos_id: u32,
+    stop: impl Into<Stop<'a>>,
     pad_id: u32,
     rng: &mut Rng,
 ) -> Generation {
+    let stop = stop.into();
+    let mut responses: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     let batch = left_pad(prompts, pad_id);
     let (b, p) = (batch.batch_size, batch.seq_len);
     let mut rows: Vec<Vec<u32>> = batch
@@ -281,7 +366,8 @@ pub fn generate(
                 (pad_id, 0.0, false)
             } else {
                 let (token, logprob) = sample_token(&last[row], config, rng);
-                finished[row] = token == eos_id;
+                responses[row].push(token);
+                finished[row] = stop.ends(&responses[row]);
                 (token, logprob, true)
             };
             rows[row].push(token);
@@ -374,5 +460,72 @@ mod tests {
             .count();
         let freq = ones as f64 / n as f64;
         assert!((freq - 0.75).abs() < 0.015, "{freq}");
+    }
+
+    #[test]
+    fn top_p_after_top_k_renormalises_over_the_survivors() {
+        // p = [0.4, 0.3, 0.2, 0.1]; top_k 3 keeps [0.4, 0.3, 0.2], renormalised
+        // [0.444, 0.333, 0.222]; top_p 0.75 then keeps two (0.444 + 0.333 ≥ 0.75), drawn with
+        // frequencies 4/7 and 3/7. Without the renormalisation the cumulative 0.4, 0.7, 0.9
+        // would keep three.
+        let logits: Vec<f32> = [0.4f32, 0.3, 0.2, 0.1].iter().map(|p| p.ln()).collect();
+        let cfg = SamplingConfig {
+            top_k: 3,
+            top_p: 0.75,
+            ..Default::default()
+        };
+        let mut rng = Rng::new(11);
+        let n = 30_000;
+        let mut counts = [0usize; 4];
+        for _ in 0..n {
+            counts[sample_token(&logits, &cfg, &mut rng).0 as usize] += 1;
+        }
+        assert_eq!(counts[2] + counts[3], 0, "{counts:?}");
+        let freq = counts[0] as f64 / n as f64;
+        assert!((freq - 4.0 / 7.0).abs() < 0.012, "{counts:?}");
+    }
+
+    struct Letters;
+
+    impl Tokenizer for Letters {
+        fn encode(&self, text: &str) -> Vec<u32> {
+            text.bytes().map(u32::from).collect()
+        }
+        fn decode(&self, ids: &[u32]) -> String {
+            ids.iter().map(|&id| char::from(id as u8)).collect()
+        }
+        fn vocab_size(&self) -> usize {
+            256
+        }
+        fn eos_id(&self) -> u32 {
+            0
+        }
+        fn stop_ids(&self) -> Vec<u32> {
+            vec![0, 1]
+        }
+        fn pad_id(&self) -> u32 {
+            2
+        }
+        fn bos_id(&self) -> Option<u32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_response_stops_at_any_eos_id_or_at_a_stop_string() {
+        let strings = ["##".to_string(), String::new()];
+        let stop = Stop::new(&Letters, &strings);
+        assert_eq!(stop.ids, [0, 1]);
+        assert_eq!(stop.strings, ["##"], "empty strings are ignored");
+        let ids = |text: &str| Letters.encode(text);
+        assert!(stop.ends(&[b'a'.into(), 1]), "the second EOS id");
+        assert!(stop.ends(&[b'a'.into(), 0]));
+        assert!(!stop.ends(&ids("a#b#")));
+        assert!(stop.ends(&ids("The answer ##")));
+        // Found in the window of the last tokens even after a long response.
+        let long: Vec<u32> = ids(&format!("{}##", "x".repeat(500)));
+        assert!(stop.ends(&long));
+        assert!(!Stop::from(0).ends(&ids("##")), "ids only");
+        assert!(!stop.ends(&[]));
     }
 }

@@ -34,7 +34,7 @@ mod transformer;
 
 pub use config::TransformerConfig;
 pub use error::ModelError;
-pub use generate::{Generation, SamplingConfig, generate, generate_chunked, sample_token};
+pub use generate::{Generation, SamplingConfig, Stop, generate, generate_chunked, sample_token};
 pub use logprobs::response_logprobs;
 pub use mask::{Batch, left_pad};
 pub use rng::{Rng, RngState};

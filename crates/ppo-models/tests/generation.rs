@@ -219,3 +219,63 @@ fn stops_at_eos_keeps_it_and_masks_the_rest() {
         }
     }
 }
+
+#[test]
+fn several_eos_ids_and_stop_strings_end_a_row_at_the_first() {
+    let config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
+    let policy = model(&config, 5);
+    let sampling = SamplingConfig {
+        max_new_tokens: 12,
+        greedy: true,
+        ..Default::default()
+    };
+    let pad = ByteTokenizer.pad_id();
+    // An id no row produces: the rows run to the limit.
+    let free = generate(
+        &policy,
+        &prompts(),
+        &sampling,
+        u32::MAX,
+        pad,
+        &mut Rng::new(0),
+    );
+    assert!(free.finished.iter().all(|f| !f));
+    // Stop ids: the 3rd token of row 0 and the 5th of row 1; each row ends at the first of
+    // either it meets (greedy decoding: the same tokens up to there).
+    let (a, b) = (free.response(0)[2], free.response(1)[4]);
+    let stopped = generate(
+        &policy,
+        &prompts(),
+        &sampling,
+        ppo_models::Stop::tokens(vec![a, b]),
+        pad,
+        &mut Rng::new(0),
+    );
+    for row in 0..3 {
+        let full = free.response(row);
+        let end = full.iter().position(|t| *t == a || *t == b);
+        let got = stopped.response(row);
+        match end {
+            Some(i) => {
+                assert_eq!(got, full[..=i], "row {row}");
+                assert!(stopped.finished[row]);
+            }
+            None => assert_eq!(got, full),
+        }
+    }
+    assert!(stopped.response(0).len() <= 3 && stopped.finished[0]);
+
+    // A stop string: the text of tokens 2..4 of row 2 ends it at its 4th token (or earlier,
+    // where the same text appeared before).
+    let full = free.response(2);
+    let text = ByteTokenizer.decode(&full[2..4]);
+    if !text.is_empty() {
+        let stop = ppo_models::Stop::new(&ByteTokenizer, std::slice::from_ref(&text));
+        let g = generate(&policy, &prompts(), &sampling, stop, pad, &mut Rng::new(0));
+        let got = g.response(2);
+        assert!(g.finished[2]);
+        assert!(got.len() <= 4, "{got:?}");
+        assert!(ByteTokenizer.decode(&got).contains(&text));
+        assert_eq!(got, full[..got.len()]);
+    }
+}

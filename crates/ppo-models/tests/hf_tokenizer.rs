@@ -354,6 +354,7 @@ fn eos_falls_back_to_generation_config() {
     .unwrap();
     let tok = HfTokenizer::from_dir(dir.path()).unwrap();
     assert_eq!((tok.eos_id(), tok.pad_id()), (2, 2));
+    assert_eq!(tok.stop_ids(), [2, 0], "every eos_token_id ends a response");
 
     std::fs::write(&generation, r#"{"eos_token_id": 100000}"#).unwrap();
     let err = HfTokenizer::from_dir(dir.path()).unwrap_err();
@@ -361,6 +362,24 @@ fn eos_falls_back_to_generation_config() {
         matches!(&err, TokenizerError::Key { path, key, .. } if *path == generation && key == "eos_token_id"),
         "{err:?}"
     );
+}
+
+#[test]
+fn every_generation_config_eos_id_stops_besides_the_tokenizers_eos() {
+    // Qwen3: eos_token <|im_end|> in the tokenizer config, and generation_config.json's
+    // eos_token_id lists <|im_end|> and <|endoftext|>.
+    let dir = copy_fixture("qwen_chatml", &["tokenizer.json", "tokenizer_config.json"]);
+    let tok = HfTokenizer::from_dir(dir.path()).unwrap();
+    let eos = tok.eos_id();
+    assert_eq!(tok.stop_ids(), [eos]);
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        format!(r#"{{"eos_token_id": [{eos}, 3]}}"#),
+    )
+    .unwrap();
+    let tok = HfTokenizer::from_dir(dir.path()).unwrap();
+    assert_eq!(tok.eos_id(), eos);
+    assert_eq!(tok.stop_ids(), [eos, 3]);
 }
 
 #[test]

@@ -339,6 +339,8 @@ pub struct RawGeneration {
     pub top_k: usize,
     pub top_p: f64,
     pub max_new_tokens: usize,
+    /// Texts that also end a response (rollouts and evaluation).
+    pub stop: Vec<String>,
 }
 
 /// `data.task`.

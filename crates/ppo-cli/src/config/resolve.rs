@@ -373,6 +373,7 @@ pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
             max_new_tokens: g.max_new_tokens,
             greedy: false,
             use_cache: true,
+            stop: g.stop.clone(),
         },
         forward_batch_size: t.forward_batch_size,
         gradient_checkpointing: t.gradient_checkpointing,
@@ -473,6 +474,7 @@ pub fn eval_sampling(raw: &RawConfig) -> Result<SamplingConfig> {
         },
         greedy: e.greedy,
         use_cache: true,
+        stop: g.stop.clone(),
     };
     let temperature_ok = e.temperature > 0.0 && e.temperature.is_finite();
     if !e.greedy && !temperature_ok {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use ppo_models::{
-    CausalLm, Generation, Tokenizer, generate_chunked, response_logprobs, to_f32_vec,
+    CausalLm, Generation, Stop, Tokenizer, generate_chunked, response_logprobs, to_f32_vec,
 };
 
 use super::PpoTrainer;
@@ -338,7 +338,7 @@ impl PpoTrainer {
             &self.policy.valid(),
             &prompts,
             &cfg.sampling,
-            tokenizer.eos_id(),
+            Stop::new(tokenizer, &cfg.sampling.stop),
             tokenizer.pad_id(),
             &mut self.rng,
             cfg.forward_batch_size,

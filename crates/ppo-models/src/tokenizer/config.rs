@@ -57,8 +57,9 @@ pub(super) struct TokenizerConfig {
     pub named: Vec<SpecialToken>,
     /// Extra special tokens.
     pub extra: Vec<SpecialToken>,
-    /// First `eos_token_id` of `generation_config.json`, and that file.
-    pub generation_eos: Option<(u32, PathBuf)>,
+    /// The `eos_token_id`s of `generation_config.json` (one or a list, in order), and that
+    /// file.
+    pub generation_eos: Option<(Vec<u32>, PathBuf)>,
     /// `clean_up_tokenization_spaces`.
     pub clean_up_tokenization_spaces: bool,
     /// `clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output`.
@@ -272,23 +273,27 @@ fn chat_template(
     }))
 }
 
-/// The first `eos_token_id` of `generation_config.json` (an id or a list of ids).
-fn generation_eos(path: &Path) -> Result<Option<(u32, PathBuf)>, TokenizerError> {
+/// The `eos_token_id`s of `generation_config.json` (an id or a list of ids).
+fn generation_eos(path: &Path) -> Result<Option<(Vec<u32>, PathBuf)>, TokenizerError> {
     let Some(map) = read_object(path)? else {
         return Ok(None);
     };
     let key = "eos_token_id";
-    let first = match map.get(key) {
+    let values = match map.get(key) {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(ids)) => match ids.first() {
-            Some(id) => id,
-            None => return Ok(None),
-        },
-        Some(id) => id,
+        Some(Value::Array(ids)) => ids.clone(),
+        Some(id) => vec![id.clone()],
     };
-    let id = first
-        .as_u64()
-        .and_then(|id| u32::try_from(id).ok())
-        .ok_or_else(|| key_error(path, key, "expected a token id or a list of token ids"))?;
-    Ok(Some((id, path.to_owned())))
+    let ids = values
+        .iter()
+        .map(|id| {
+            id.as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .ok_or_else(|| key_error(path, key, "expected a token id or a list of token ids"))
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((ids, path.to_owned())))
 }

@@ -67,6 +67,8 @@ pub struct HfTokenizer {
     dir: PathBuf,
     backend: Backend,
     eos_id: u32,
+    /// `eos_id`, then the other `eos_token_id`s of `generation_config.json`.
+    stop_ids: Vec<u32>,
     pad_id: u32,
     bos_id: Option<u32>,
     vocab_size: usize,
@@ -83,6 +85,7 @@ impl std::fmt::Debug for HfTokenizer {
             .field("dir", &self.dir)
             .field("vocab_size", &self.vocab_size)
             .field("eos_id", &self.eos_id)
+            .field("stop_ids", &self.stop_ids)
             .field("pad_id", &self.pad_id)
             .field("bos_id", &self.bos_id)
             .field("has_chat_template", &self.has_chat_template())
@@ -122,6 +125,12 @@ impl HfTokenizer {
                 .and_then(|t| backend.token_to_id(&t.content))
         };
         let eos_id = resolve_eos(&backend, &config, dir)?;
+        let mut stop_ids = vec![eos_id];
+        for &id in config.generation_eos.iter().flat_map(|(ids, _)| ids) {
+            if !stop_ids.contains(&id) {
+                stop_ids.push(id);
+            }
+        }
         let pad_id = id_of("pad_token").unwrap_or(eos_id);
         // BOS only where the post-processor really prepends it.
         let empty = backend
@@ -145,6 +154,7 @@ impl HfTokenizer {
             dir: dir.to_owned(),
             backend,
             eos_id,
+            stop_ids,
             pad_id,
             bos_id,
             vocab_size,
@@ -302,11 +312,12 @@ fn resolve_eos(
     {
         return Ok(id);
     }
-    let Some((id, path)) = &config.generation_eos else {
+    let Some((ids, path)) = &config.generation_eos else {
         return Err(TokenizerError::NoEosToken {
             dir: dir.to_owned(),
         });
     };
+    let id = &ids[0];
     if backend.id_to_token(*id).is_none() {
         return Err(TokenizerError::Key {
             path: path.clone(),
@@ -400,6 +411,10 @@ impl Tokenizer for HfTokenizer {
 
     fn eos_id(&self) -> u32 {
         self.eos_id
+    }
+
+    fn stop_ids(&self) -> Vec<u32> {
+        self.stop_ids.clone()
     }
 
     fn pad_id(&self) -> u32 {

@@ -22,6 +22,11 @@ pub trait Tokenizer: Send + Sync {
     fn vocab_size(&self) -> usize;
     /// End-of-sequence id: generation stops after it.
     fn eos_id(&self) -> u32;
+    /// Every id that ends a response: [`eos_id`](Self::eos_id) and, for Hugging Face
+    /// tokenizers, each `eos_token_id` of `generation_config.json`.
+    fn stop_ids(&self) -> Vec<u32> {
+        vec![self.eos_id()]
+    }
     /// Padding id: fills positions that are masked out.
     fn pad_id(&self) -> u32;
     /// Beginning-of-sequence id, prepended to prompts when the tokenizer uses one.
