@@ -56,6 +56,8 @@ pub struct Rollout {
     pub first_epoch_order: Vec<usize>,
     /// Prompts of the batch cut to `max_prompt_tokens` (their last tokens kept).
     pub prompts_truncated: usize,
+    /// The reward source's own counts for this batch ([`Reward::last_metrics`]).
+    pub reward_metrics: Vec<(String, f64)>,
 }
 
 /// What the reward source sees of each row.
@@ -196,6 +198,7 @@ impl PpoTrainer {
             .collect();
         let inputs = reward_inputs(&rows, &responses, &generation.finished);
         let scores = checked_scores(reward, &inputs)?;
+        let reward_metrics = reward.last_metrics();
         let shaped_scores = self.shape_scores(&scores, &generation.finished);
 
         let mut first_epoch_order: Vec<usize> = (0..n).collect();
@@ -260,6 +263,7 @@ impl PpoTrainer {
             time_score,
             first_epoch_order,
             prompts_truncated,
+            reward_metrics,
         })
     }
 

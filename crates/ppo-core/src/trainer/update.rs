@@ -219,6 +219,9 @@ impl PpoTrainer {
         );
         m.push("kl_coef", rollout.kl_coef);
         m.push("prompts_truncated", rollout.prompts_truncated as f64);
+        for (name, value) in &rollout.reward_metrics {
+            m.push(name, *value);
+        }
         m.push("grad_norm_policy", stats.grad_norm_policy);
         m.push("grad_norm_critic", stats.grad_norm_critic);
         m.push("critic_learning_rate", stats.critic_learning_rate);
