@@ -149,6 +149,39 @@ impl DebertaConfig {
         }
     }
 
+    /// Number of parameters of the classifier of this shape.
+    pub fn num_params(&self) -> usize {
+        let (h, e, i) = (
+            self.hidden_size,
+            self.embedding_size,
+            self.intermediate_size,
+        );
+        let all = self.num_attention_heads * self.attention_head_size;
+        let mut embeddings = self.vocab_size * e + 2 * h;
+        if self.position_biased_input {
+            embeddings += self.max_position_embeddings * e;
+        }
+        embeddings += self.type_vocab_size * e;
+        if e != h {
+            embeddings += e * h;
+        }
+        let separate = usize::from(self.relative_attention && !self.share_att_key)
+            * (usize::from(self.c2p) + usize::from(self.p2c));
+        let attention = (3 + separate) * (h * all + all) + all * h + h + 2 * h;
+        let layer = attention + (h * i + i) + (i * h + h) + 2 * h;
+        let mut encoder = self.num_hidden_layers * layer;
+        if self.relative_attention {
+            encoder += 2 * self.att_span() * h;
+        }
+        if self.norm_rel_ebd {
+            encoder += 2 * h;
+        }
+        if self.conv_kernel_size > 0 {
+            encoder += h * h * self.conv_kernel_size + h + 2 * h;
+        }
+        embeddings + encoder + (h * h + h) + (h * self.num_labels + self.num_labels)
+    }
+
     /// Relative positions span `[-att_span, att_span)` after clamping: the bucket count when
     /// bucketing, else `max_relative_positions`.
     pub fn att_span(&self) -> usize {
@@ -722,6 +755,26 @@ mod tests {
         assert!(log_bucket_position(129, 256, 512) > 128);
         assert_eq!(log_bucket_position(511, 256, 512), 255);
         assert_eq!(log_bucket_position(-511, 256, 512), -255);
+    }
+
+    #[test]
+    fn num_params_counts_every_parameter() {
+        let mut config = DebertaConfig::v3_large();
+        config.num_hidden_layers = 2;
+        config.vocab_size = 50;
+        config.hidden_size = 16;
+        config.embedding_size = 8;
+        config.num_attention_heads = 2;
+        config.attention_head_size = 8;
+        config.intermediate_size = 24;
+        config.position_buckets = 4;
+        config.conv_kernel_size = 3;
+        config.type_vocab_size = 2;
+        config.position_biased_input = true;
+        config.share_att_key = false;
+        let model =
+            DebertaForSequenceClassification::init(&config, &mut Rng::new(0), &Device::flex());
+        assert_eq!(config.num_params(), model.num_params());
     }
 
     #[test]

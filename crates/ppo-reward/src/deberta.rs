@@ -28,8 +28,8 @@ pub struct ScoredPair {
 /// Scores each (prompt, response) pair with a DeBERTa sequence classifier.
 ///
 /// A pair longer than `max_length` tokens loses tokens from the right end of the response
-/// (then of the prompt), keeping the special tokens; each such pair is logged as a WARNING
-/// and counted in the `reward_truncated` metric. Pairs are right-padded with the tokenizer's
+/// (then of the prompt), keeping the special tokens; a batch with such pairs logs a WARNING
+/// and counts them in the `reward_truncated` metric. Pairs are right-padded with the tokenizer's
 /// pad id (token type 0) in chunks of `batch_size` and run without autodiff; the score is
 /// read at the first token, so padding does not change it.
 pub struct DebertaReward {
@@ -125,17 +125,19 @@ impl DebertaReward {
                      {vocab_size}: does the tokenizer belong to this model?"
                 )));
             }
-            let full = pair.len();
             let truncated = pair.truncate_second(self.config.max_length);
-            if truncated {
-                tracing::warn!(
-                    "reward model: sample {idx} is {full} tokens long, cut to {} (its response's end is not scored)",
-                    self.config.max_length
-                );
-            }
             encoded.push((pair, truncated));
         }
         self.last_truncated = encoded.iter().filter(|(_, t)| *t).count();
+        if self.last_truncated > 0 {
+            tracing::warn!(
+                "reward model: {} of {} pairs longer than max_length = {} tokens were cut \
+                 (the end of their responses is not scored)",
+                self.last_truncated,
+                pairs.len(),
+                self.config.max_length
+            );
+        }
         let pad_id = self.tokenizer.pad_id();
         let mut out = Vec::with_capacity(pairs.len());
         for chunk in encoded.chunks(self.config.batch_size) {
