@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: builds the release trainer, runs N iterations of the embedded default
 //! (or a config), and reports speed per phase and resident memory over the run, checking that
-//! memory does not grow once the run is warm.
+//! memory does not grow once the run is warm. `cargo xtask bench deberta [ARGS]` instead
+//! measures a DeBERTa-v3-large-shaped reward model's scoring throughput (pairs/s) with the
+//! `deberta_score_bench` example of ppo-models.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,8 +158,33 @@ fn run_train(args: &BenchArgs, root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench deberta [--pairs N] [--tokens T] [--batch B] [--layers L]`.
+fn deberta(args: &[&str]) -> Result<()> {
+    let status = Command::new(cargo_bin())
+        .current_dir(workspace_root())
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "ppo-models",
+            "--example",
+            "deberta_score_bench",
+            "--",
+        ])
+        .args(args)
+        .status()
+        .context("failed to run cargo run")?;
+    if !status.success() {
+        bail!("the deberta_score_bench example failed");
+    }
+    Ok(())
+}
+
 /// Entry point of `cargo xtask bench`.
 pub fn main(args: &[&str]) -> Result<()> {
+    if let ["deberta", rest @ ..] = args {
+        return deberta(rest);
+    }
     let args = parse_args(args)?;
     let root = workspace_root();
     run_train(&args, &root)?;

@@ -19,6 +19,8 @@ subcommands:
   bench [--steps N] [--out DIR] [--config FILE] [--set KEY=VALUE]...
           release build, N iterations (default 100) of the default config; reports time per
           phase, tokens/s and resident memory, and fails if memory grows after iteration 10
+  bench deberta [--pairs N] [--tokens T] [--batch B] [--layers L]
+          scoring throughput (pairs/s) of a random DeBERTa-v3-large-shaped reward model on flex
   help    print this message
 ";
 

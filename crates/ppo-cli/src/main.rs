@@ -10,6 +10,7 @@ mod generate;
 mod memory;
 mod models;
 mod run_lock;
+mod score;
 mod stop_signal;
 mod train;
 
@@ -36,6 +37,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Export a checkpoint's policy and critic in Hugging Face format.
     Export(export::ExportArgs),
+    /// Score (prompt, response) pairs with a reward model directory.
+    Score(score::ScoreArgs),
 }
 
 /// Options of `train`.
@@ -81,6 +84,7 @@ fn main() {
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
+        Command::Score(args) => score::run(args),
     };
     if let Err(err) = result {
         if let Some(train::Interrupted(signal)) = err.downcast_ref() {

@@ -41,6 +41,11 @@ fn critic_params(backbone: &TransformerConfig) -> u64 {
 /// Hugging Face model in `dir` (`None` when its config cannot be read: the build reports that
 /// error properly).
 fn value_model_params(dir: &str) -> Option<u64> {
+    if hf::is_deberta(Path::new(dir)).unwrap_or(false) {
+        return hf::read_deberta_config(Path::new(dir))
+            .ok()
+            .map(|config| config.num_params() as u64);
+    }
     hf::load_config(Path::new(dir))
         .ok()
         .map(|config| critic_params(&config))

@@ -16,8 +16,8 @@ use ppo_models::{
     ValueModel,
 };
 use ppo_reward::{
-    ExactMatchVerifier, Gsm8kVerifier, RegexVerifier, RemoteConfig, RemoteReward, RewardModel,
-    RewardModelConfig, WeightedReward,
+    DebertaReward, ExactMatchVerifier, Gsm8kVerifier, RegexVerifier, RemoteConfig, RemoteReward,
+    RewardModel, RewardModelConfig, WeightedReward,
 };
 
 use crate::config::{CriticInit, RawConfig, RawRewardSource};
@@ -107,6 +107,14 @@ pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Res
             })?,
         )
     } else if m.critic_init == CriticInit::Reward {
+        if hf::is_deberta(&m.reward).unwrap_or(false) {
+            bail!(
+                "`model.critic_init` = \"reward\" needs a causal-LM reward model (a `score` head \
+                 on the policy's architecture); `model.reward` = {:?} is a DeBERTa encoder: \
+                 use critic_init = \"policy\"",
+                m.reward
+            );
+        }
         let (_, reward_model) = hf::load_value_model(&m.reward, device).with_context(|| {
             format!(
                 "cannot load `model.reward` = {:?} for critic_init",
@@ -185,6 +193,31 @@ fn build_source(
             ..
         } => {
             let dir = PathBuf::from(&raw.model.reward);
+            let batch_size = if *batch_size == 0 {
+                forward_batch_size
+            } else {
+                *batch_size
+            };
+            let is_deberta = hf::is_deberta(&dir).with_context(|| {
+                format!(
+                    "cannot read the reward model `model.reward` = {:?}",
+                    raw.model.reward
+                )
+            })?;
+            if is_deberta {
+                // max_length 0: the model's max_position_embeddings.
+                let config = RewardModelConfig {
+                    batch_size,
+                    max_length: *max_length,
+                };
+                let reward = DebertaReward::load(&dir, config, device).with_context(|| {
+                    format!(
+                        "cannot load the reward model `model.reward` = {:?}",
+                        raw.model.reward
+                    )
+                })?;
+                return Ok(Box::new(reward));
+            }
             let (config, model) = hf::load_value_model(&dir, device).with_context(|| {
                 format!(
                     "cannot load the reward model `model.reward` = {:?}",
@@ -217,11 +250,7 @@ fn build_source(
                 model,
                 Box::new(tokenizer),
                 RewardModelConfig {
-                    batch_size: if *batch_size == 0 {
-                        forward_batch_size
-                    } else {
-                        *batch_size
-                    },
+                    batch_size,
                     max_length,
                 },
             )?)

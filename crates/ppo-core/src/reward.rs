@@ -39,6 +39,11 @@ pub trait Reward: Send {
         let _ = input;
         None
     }
+    /// Counts about the last batch scored, reported with the iteration's metrics (e.g.
+    /// `reward_truncated`: pairs a reward model cut to its length). Empty by default.
+    fn last_metrics(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }
 
 /// Reward of the built-in `letters` task: the mean, over the response's characters, of 1 for

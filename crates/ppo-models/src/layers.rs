@@ -117,3 +117,36 @@ impl RmsNorm {
         x * inv_rms * weight.reshape(shape)
     }
 }
+
+/// Layer normalisation over the last dimension: `(x − mean) / sqrt(var + eps) · weight + bias`
+/// (biased variance, as PyTorch's `nn.LayerNorm`).
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    /// `[dim]`
+    pub weight: Param<Tensor<1>>,
+    /// `[dim]`
+    pub bias: Param<Tensor<1>>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub(crate) fn init(dim: usize, eps: f64, device: &Device) -> Self {
+        Self {
+            weight: Param::from_tensor(Tensor::ones([dim], device)),
+            bias: Param::from_tensor(Tensor::zeros([dim], device)),
+            eps,
+        }
+    }
+
+    /// Normalises over the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let centred = x.clone() - x.mean_dim(D - 1);
+        let variance = (centred.clone() * centred.clone()).mean_dim(D - 1);
+        let normed = centred * (variance + self.eps).sqrt().recip();
+        let weight = self.weight.val();
+        let dim = weight.dims()[0];
+        let mut shape = [1usize; D];
+        shape[D - 1] = dim;
+        normed * weight.reshape(shape) + self.bias.val().reshape(shape)
+    }
+}

@@ -1,6 +1,6 @@
 //! Networks for RLHF with PPO: a decoder-only transformer (Llama / Qwen2 / Qwen3 family) as
 //! policy, frozen reference and critic (backbone + scalar value head), batched KV-cache
-//! sampling, and tokenizers.
+//! sampling, tokenizers, and DeBERTa-v2/v3 sequence classifiers as reward models.
 //!
 //! Parameter names equal the Hugging Face tensor names (`model.layers.0.self_attn.q_proj`, …).
 //! Linear weights are stored `[in, out]` (burn's layout), the transpose of PyTorch's.
@@ -21,6 +21,7 @@
 //! ```
 
 mod config;
+mod deberta;
 mod error;
 mod generate;
 pub mod hf;
@@ -33,14 +34,17 @@ mod tokenizer;
 mod transformer;
 
 pub use config::TransformerConfig;
+pub use deberta::{
+    Activation, DebertaConfig, DebertaForSequenceClassification, log_bucket_position,
+};
 pub use error::ModelError;
 pub use generate::{Generation, SamplingConfig, Stop, generate, generate_chunked, sample_token};
 pub use logprobs::response_logprobs;
 pub use mask::{Batch, left_pad};
 pub use rng::{Rng, RngState};
 pub use tokenizer::{
-    ByteTokenizer, ChatMessage, HfTokenizer, PromptFormat, TOKENIZER_FILES, Tokenizer,
-    TokenizerError,
+    ByteTokenizer, ChatMessage, HfTokenizer, PairEncoding, PromptFormat, TOKENIZER_FILES,
+    Tokenizer, TokenizerError,
 };
 pub use transformer::{CausalLm, KvCache, TransformerModel, ValueModel};
 

@@ -52,6 +52,15 @@ pub enum RewardBuildError {
         #[source]
         source: HfError,
     },
+    /// A reward model's tokenizer could not be loaded.
+    #[error("failed to load the reward model's tokenizer from {dir}")]
+    LoadTokenizer {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: ppo_models::TokenizerError,
+    },
     /// A configuration value is out of range.
     #[error("invalid reward configuration: `{key}` {message}")]
     InvalidConfig {

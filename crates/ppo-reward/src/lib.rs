@@ -5,6 +5,8 @@
 //!   [`RegexVerifier`];
 //! - [`RewardModel`]: a Hugging Face `…ForSequenceClassification` checkpoint read at the
 //!   last token of each conversation;
+//! - [`DebertaReward`]: a DeBERTa-v2/v3 `DebertaV2ForSequenceClassification` (the seed's
+//!   reward model) reading (prompt, response) as a text pair;
 //! - [`RemoteReward`]: an HTTP scoring server, with retries;
 //! - [`WeightedReward`]: a weighted sum of any of these.
 //!
@@ -32,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod deberta;
 mod error;
 mod exact;
 mod excerpt;
@@ -42,6 +45,7 @@ mod pattern;
 mod remote;
 mod weighted;
 
+pub use deberta::{DebertaReward, ScoredPair};
 pub use error::RewardBuildError;
 pub use exact::ExactMatchVerifier;
 pub use gsm8k::Gsm8kVerifier;

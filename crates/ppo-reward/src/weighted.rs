@@ -113,6 +113,14 @@ impl Reward for WeightedReward {
         matches!(self.parts.as_slice(), [(weight, part)] if *weight == 1.0 && part.is_verifier())
     }
 
+    /// Every part's counts, in the order of the parts.
+    fn last_metrics(&self) -> Vec<(String, f64)> {
+        self.parts
+            .iter()
+            .flat_map(|(_, part)| part.last_metrics())
+            .collect()
+    }
+
     /// The judgement of the first part that judges `input`.
     fn is_correct(&self, input: &RewardInput<'_>) -> Option<bool> {
         self.parts

@@ -71,7 +71,9 @@ pub struct RawModel {
     pub critic: String,
     /// Backbone of a fresh critic when `critic` is "": "policy" or "reward".
     pub critic_init: CriticInit,
-    /// Reward model directory (`…ForSequenceClassification`, one label).
+    /// Reward model directory, one label: a causal LM's `…ForSequenceClassification` (read at
+    /// the last token) or a DeBERTa-v2/v3 `DebertaV2ForSequenceClassification` (reads
+    /// (prompt, response) as a text pair); `config.json` says which.
     pub reward: String,
     /// Render prompts with the tokenizer's chat template.
     pub use_chat_template: bool,
@@ -235,7 +237,9 @@ pub enum RawRewardSource {
         /// Rows per forward pass (0 = training.forward_batch_size).
         #[serde(default)]
         batch_size: usize,
-        /// Longest input in tokens, keeping the end (0 = the model's max_position_embeddings).
+        /// Longest input in tokens (0 = the model's max_position_embeddings): a causal-LM
+        /// reward model keeps the end, a DeBERTa one cuts the response's end (counted in
+        /// `reward_truncated`).
         #[serde(default)]
         max_length: usize,
     },

@@ -68,6 +68,8 @@ pub struct Rollout {
     pub first_epoch_order: Vec<usize>,
     /// Prompts of the batch cut to `max_prompt_tokens` (their last tokens kept).
     pub prompts_truncated: usize,
+    /// The reward source's own counts for this batch ([`Reward::last_metrics`]).
+    pub reward_metrics: Vec<(String, f64)>,
 }
 
 /// What the reward source sees of each row.
@@ -172,6 +174,8 @@ struct Round {
     responses: Vec<String>,
     scores: Vec<f64>,
     prompts_truncated: usize,
+    /// The reward source's counts for this round ([`Reward::last_metrics`]).
+    reward_metrics: Vec<(String, f64)>,
 }
 
 impl Round {
@@ -186,6 +190,7 @@ impl Round {
             scores: rows.iter().map(|&r| self.scores[r]).collect(),
             generation: select_rows(&self.generation, &rows, pad_id),
             prompts_truncated: self.prompts_truncated,
+            reward_metrics: self.reward_metrics,
         }
     }
 }
@@ -207,9 +212,17 @@ fn select_rows(g: &Generation, rows: &[usize], pad_id: u32) -> Generation {
     Generation::concat(vec![out], pad_id)
 }
 
-/// The rows of `rounds` in order, at most `max_rows` of them.
+/// The rows of `rounds` in order, at most `max_rows` of them. Counts (prompts truncated, the
+/// reward's metrics) are summed over every round sampled.
 fn join_rounds(rounds: Vec<Round>, max_rows: usize, pad_id: u32) -> Round {
     let prompts_truncated = rounds.iter().map(|r| r.prompts_truncated).sum();
+    let mut reward_metrics: Vec<(String, f64)> = Vec::new();
+    for (name, value) in rounds.iter().flat_map(|r| &r.reward_metrics) {
+        match reward_metrics.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += value,
+            None => reward_metrics.push((name.clone(), *value)),
+        }
+    }
     let mut rows = Vec::new();
     let mut responses = Vec::new();
     let mut scores = Vec::new();
@@ -234,6 +247,7 @@ fn join_rounds(rounds: Vec<Round>, max_rows: usize, pad_id: u32) -> Round {
         responses,
         scores,
         prompts_truncated,
+        reward_metrics,
     }
 }
 
@@ -349,6 +363,7 @@ impl PpoTrainer {
             .collect();
         let inputs = reward_inputs(&rows, &responses, &generation.finished);
         let scores = checked_scores(reward, &inputs)?;
+        let reward_metrics = reward.last_metrics();
         *scoring += started.elapsed().as_secs_f64();
         Ok(Round {
             rows,
@@ -356,6 +371,7 @@ impl PpoTrainer {
             responses,
             scores,
             prompts_truncated,
+            reward_metrics,
         })
     }
 
@@ -375,6 +391,7 @@ impl PpoTrainer {
             responses,
             scores,
             prompts_truncated,
+            reward_metrics,
         } = round;
         let n = generation.batch_size;
         let mut shaped_scores = self.shape_scores(&scores, &generation.finished);
@@ -471,6 +488,7 @@ impl PpoTrainer {
             time_score,
             first_epoch_order,
             prompts_truncated,
+            reward_metrics,
         })
     }
 

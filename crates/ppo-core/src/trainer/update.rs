@@ -264,6 +264,9 @@ impl PpoTrainer {
         );
         m.push("kl_coef", rollout.kl_coef);
         m.push("prompts_truncated", rollout.prompts_truncated as f64);
+        for (name, value) in &rollout.reward_metrics {
+            m.push(name, *value);
+        }
         if algo.mask_truncated {
             let masked = g.finished.iter().filter(|&&f| !f).count();
             m.push("truncated_masked", masked as f64);

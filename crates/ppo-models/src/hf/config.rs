@@ -78,13 +78,13 @@ pub struct HfConfig {
 }
 
 /// Typed access to the keys of one JSON object, with errors naming the file and the key.
-struct Keys<'a> {
-    path: &'a Path,
-    map: &'a Map<String, Value>,
+pub(super) struct Keys<'a> {
+    pub(super) path: &'a Path,
+    pub(super) map: &'a Map<String, Value>,
 }
 
 impl Keys<'_> {
-    fn error(&self, key: &str, message: impl Into<String>) -> HfError {
+    pub(super) fn error(&self, key: &str, message: impl Into<String>) -> HfError {
         HfError::Config {
             path: self.path.to_path_buf(),
             key: key.to_owned(),
@@ -93,11 +93,11 @@ impl Keys<'_> {
     }
 
     /// The value of `key`; `None` when absent or `null`.
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub(super) fn get(&self, key: &str) -> Option<&Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn usize(&self, key: &str) -> Result<Option<usize>, HfError> {
+    pub(super) fn usize(&self, key: &str) -> Result<Option<usize>, HfError> {
         self.get(key)
             .map(|v| {
                 v.as_u64()
@@ -109,12 +109,21 @@ impl Keys<'_> {
             .transpose()
     }
 
-    fn required_usize(&self, key: &str) -> Result<usize, HfError> {
+    pub(super) fn i64(&self, key: &str) -> Result<Option<i64>, HfError> {
+        self.get(key)
+            .map(|v| {
+                v.as_i64()
+                    .ok_or_else(|| self.error(key, format!("expected an integer, found {v}")))
+            })
+            .transpose()
+    }
+
+    pub(super) fn required_usize(&self, key: &str) -> Result<usize, HfError> {
         self.usize(key)?
             .ok_or_else(|| self.error(key, "missing (required)"))
     }
 
-    fn f64(&self, key: &str) -> Result<Option<f64>, HfError> {
+    pub(super) fn f64(&self, key: &str) -> Result<Option<f64>, HfError> {
         self.get(key)
             .map(|v| {
                 v.as_f64()
@@ -123,7 +132,7 @@ impl Keys<'_> {
             .transpose()
     }
 
-    fn bool(&self, key: &str) -> Result<Option<bool>, HfError> {
+    pub(super) fn bool(&self, key: &str) -> Result<Option<bool>, HfError> {
         self.get(key)
             .map(|v| {
                 v.as_bool()
@@ -132,7 +141,7 @@ impl Keys<'_> {
             .transpose()
     }
 
-    fn str(&self, key: &str) -> Result<Option<&str>, HfError> {
+    pub(super) fn str(&self, key: &str) -> Result<Option<&str>, HfError> {
         self.get(key)
             .map(|v| {
                 v.as_str()

@@ -44,8 +44,9 @@ pub enum HfError {
         #[source]
         source: ModelError,
     },
-    /// The directory holds neither `model.safetensors` nor `model.safetensors.index.json`.
-    #[error("no model.safetensors or model.safetensors.index.json in {dir}")]
+    /// The directory holds none of `model.safetensors`, `model.safetensors.index.json` and
+    /// `pytorch_model.bin`.
+    #[error("no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {dir}")]
     NoWeights {
         /// The checkpoint directory.
         dir: PathBuf,
@@ -53,6 +54,14 @@ pub enum HfError {
     /// A safetensors header is malformed or does not match the file.
     #[error("{path} is not a valid safetensors file: {reason}")]
     BadSafetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `pytorch_model.bin` could not be parsed.
+    #[error("{path} is not a readable PyTorch checkpoint: {reason}")]
+    BadPytorch {
         /// The file.
         path: PathBuf,
         /// What is wrong.

@@ -1,6 +1,7 @@
 //! Loading Hugging Face checkpoints (`config.json` + safetensors, single file or sharded) of
 //! Llama, Qwen2, Qwen3 and Mistral causal LMs, and of their sequence-classification variant
-//! as a critic.
+//! as a critic; and DeBERTa-v2/v3 sequence classifiers (reward models, also from
+//! `pytorch_model.bin`) with [`load_deberta`].
 //!
 //! Parameter paths of [`CausalLm`] and [`ValueModel`] equal the Hugging Face tensor names, so
 //! loading is a walk over the module that looks each path up in the files. Weights stored in
@@ -29,10 +30,12 @@
 //! ```
 
 mod config;
+mod deberta;
 mod error;
 mod export;
 mod export_config;
 mod export_weights;
+mod pytorch_io;
 mod safetensors_io;
 mod tokenizer_files;
 mod weights;
@@ -42,6 +45,9 @@ use std::path::Path;
 use burn::tensor::Device;
 
 pub use config::{HfConfig, HfFamily, HfHead, parse_config};
+pub use deberta::{
+    DEBERTA_ARCHITECTURE, is_deberta, load_deberta, parse_deberta_config, read_deberta_config,
+};
 pub use error::HfError;
 pub use export::{
     ExportDtype, ExportOptions, TokenIds, read_config_json, save_causal_lm, save_value_model,

@@ -1,6 +1,7 @@
 //! Safetensors weights (one `model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`) copied into a module whose parameter paths are the Hugging
-//! Face tensor names.
+//! `model.safetensors.index.json`), or one `pytorch_model.bin`, copied into a module whose
+//! parameter paths are the Hugging Face tensor names (a field `self_` stands for
+//! transformers' `self`, which Rust cannot name a field).
 //!
 //! The module is walked once per file with a [`ModuleMapper`] that tracks the parameter path;
 //! each parameter found in the file is replaced, converted to f32 and, for Linear weights,
@@ -15,10 +16,63 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 
 use super::HfError;
+use super::pytorch_io::PytorchFile;
 use super::safetensors_io::SafetensorsFile;
 
 const SINGLE_FILE: &str = "model.safetensors";
 const INDEX_FILE: &str = "model.safetensors.index.json";
+const PYTORCH_FILE: &str = "pytorch_model.bin";
+
+/// One weights file, of either format.
+enum TensorFile {
+    Safetensors(SafetensorsFile),
+    Pytorch(PytorchFile),
+}
+
+impl TensorFile {
+    fn open(path: &Path) -> Result<Self, HfError> {
+        if path.extension().is_some_and(|e| e == "bin") {
+            Ok(Self::Pytorch(PytorchFile::open(path)?))
+        } else {
+            Ok(Self::Safetensors(SafetensorsFile::open(path)?))
+        }
+    }
+
+    fn names(&self) -> Vec<&str> {
+        match self {
+            Self::Safetensors(f) => f.names().collect(),
+            Self::Pytorch(f) => f.names().collect(),
+        }
+    }
+
+    /// Shape and dtype name of `name`, if the file holds it.
+    fn entry(&self, name: &str) -> Option<(Vec<usize>, String)> {
+        match self {
+            Self::Safetensors(f) => f
+                .entry(name)
+                .map(|e| (e.shape.clone(), format!("{:?}", e.dtype))),
+            Self::Pytorch(f) => f.entry(name),
+        }
+    }
+
+    fn read_f32(&mut self, name: &str, transpose: bool) -> Result<Option<Vec<f32>>, HfError> {
+        match self {
+            Self::Safetensors(f) => f.read_f32(name, transpose),
+            Self::Pytorch(f) => f.read_f32(name, transpose),
+        }
+    }
+}
+
+/// The Hugging Face name of a module path segment: `self_` is transformers' `self`.
+fn hf_segment(name: &str) -> &str {
+    if name == "self_" { "self" } else { name }
+}
+
+/// Whether a 2-D tensor is stored as burn stores it (embedding tables), not transposed
+/// like a Linear weight.
+fn is_embedding(name: &str) -> bool {
+    name.ends_with("embed_tokens.weight") || name.ends_with("embeddings.weight")
+}
 
 /// Which file holds each tensor.
 pub(crate) struct WeightFiles {
@@ -29,7 +83,8 @@ pub(crate) struct WeightFiles {
 }
 
 impl WeightFiles {
-    /// Finds the weights in `dir`: `model.safetensors`, else the sharded index.
+    /// Finds the weights in `dir`: `model.safetensors`, else the sharded index, else
+    /// `pytorch_model.bin`.
     pub(crate) fn locate(dir: &Path) -> Result<Self, HfError> {
         let single = dir.join(SINGLE_FILE);
         if single.is_file() {
@@ -39,6 +94,13 @@ impl WeightFiles {
             });
         }
         let index_path = dir.join(INDEX_FILE);
+        let pytorch = dir.join(PYTORCH_FILE);
+        if !index_path.is_file() && pytorch.is_file() {
+            return Ok(Self {
+                files: vec![pytorch],
+                weight_map: None,
+            });
+        }
         if !index_path.is_file() {
             return Err(HfError::NoWeights {
                 dir: dir.to_path_buf(),
@@ -119,9 +181,10 @@ pub(crate) fn load_into<M: Module>(
     let wanted: BTreeSet<&str> = names.names.iter().map(String::as_str).collect();
     let mut module = module;
     for file in &files.files {
-        let mut tensors = SafetensorsFile::open(file)?;
+        let mut tensors = TensorFile::open(file)?;
         if let Some(extra) = tensors
             .names()
+            .into_iter()
             .find(|name| !wanted.contains(name) && !ignored(name))
         {
             return Err(HfError::UnexpectedTensor {
@@ -153,7 +216,7 @@ struct ParamNames {
 
 impl ModuleVisitor for ParamNames {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_owned());
+        self.path.push(hf_segment(name).to_owned());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -169,14 +232,14 @@ impl ModuleVisitor for ParamNames {
 struct Loader<'a> {
     files: &'a WeightFiles,
     file: &'a Path,
-    tensors: &'a mut SafetensorsFile,
+    tensors: &'a mut TensorFile,
     path: Vec<String>,
     error: Option<HfError>,
 }
 
 impl ModuleMapper for Loader<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_owned());
+        self.path.push(hf_segment(name).to_owned());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -221,7 +284,7 @@ impl Loader<'_> {
         name: &str,
         shape: [usize; D],
     ) -> Result<TensorData, HfError> {
-        let entry = self
+        let (found, dtype) = self
             .tensors
             .entry(name)
             .ok_or_else(|| HfError::MissingTensor {
@@ -229,27 +292,26 @@ impl Loader<'_> {
                 path: self.file.to_path_buf(),
             })?;
         // Linear weights are `[out, in]` in PyTorch, `[in, out]` here; embeddings agree.
-        let transpose = D == 2 && !name.ends_with("embed_tokens.weight");
+        let transpose = D == 2 && !is_embedding(name);
         let mut expected = shape.to_vec();
         if transpose {
             expected.reverse();
         }
-        if entry.shape != expected {
+        if found != expected {
             return Err(HfError::ShapeMismatch {
                 tensor: name.to_owned(),
                 path: self.file.to_path_buf(),
                 expected,
-                found: entry.shape.clone(),
+                found,
             });
         }
-        let dtype = entry.dtype;
         let values =
             self.tensors
                 .read_f32(name, transpose)?
                 .ok_or_else(|| HfError::UnsupportedDtype {
                     tensor: name.to_owned(),
                     path: self.file.to_path_buf(),
-                    dtype: format!("{dtype:?}"),
+                    dtype,
                 })?;
         Ok(TensorData::new(values, shape))
     }

@@ -16,6 +16,16 @@ pub enum TokenizerError {
         #[source]
         source: std::io::Error,
     },
+    /// The directory has a SentencePiece `spm.model` but no `tokenizer.json`.
+    #[error(
+        "{dir} has spm.model but no tokenizer.json; convert it once with transformers \
+         (pip install transformers sentencepiece protobuf): python -c \"from transformers \
+         import AutoTokenizer; AutoTokenizer.from_pretrained('{dir}').save_pretrained('{dir}')\""
+    )]
+    OnlySentencePiece {
+        /// The tokenizer directory.
+        dir: PathBuf,
+    },
     /// A JSON file is not valid JSON.
     #[error("failed to parse {path} as JSON")]
     Json {

@@ -11,7 +11,7 @@ use tokenizers::{AddedToken, Tokenizer as Backend};
 
 use super::chat::{ChatMessage, LoadedTemplate};
 use super::config::{NAMED_TOKENS, TokenizerConfig, read_config};
-use super::{Tokenizer, TokenizerError};
+use super::{PairEncoding, Tokenizer, TokenizerError};
 
 /// Files a Hugging Face model directory may hold for its tokenizer, to copy along when
 /// exporting.
@@ -104,6 +104,11 @@ impl HfTokenizer {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let dir = dir.as_ref();
         let path = dir.join("tokenizer.json");
+        if !path.exists() && dir.join("spm.model").is_file() {
+            return Err(TokenizerError::OnlySentencePiece {
+                dir: dir.to_owned(),
+            });
+        }
         let bytes = std::fs::read(&path).map_err(|source| TokenizerError::Io {
             path: path.clone(),
             source,
@@ -274,6 +279,23 @@ impl HfTokenizer {
             .chain([ChatMessage::user(prompt)])
             .chain(response.map(ChatMessage::assistant))
             .collect()
+    }
+
+    /// `first` and `second` as one pair with the post-processor's special tokens and token
+    /// types (transformers' `tokenizer(first, second)`), untruncated.
+    pub fn encode_pair(&self, first: &str, second: &str) -> Result<PairEncoding, TokenizerError> {
+        let encoding = self
+            .backend
+            .encode_fast((first, second), true)
+            .map_err(|source| TokenizerError::Encode {
+                path: self.dir.join("tokenizer.json"),
+                source,
+            })?;
+        Ok(PairEncoding {
+            ids: encoding.get_ids().to_vec(),
+            type_ids: encoding.get_type_ids().to_vec(),
+            sequence_ids: encoding.get_sequence_ids(),
+        })
     }
 
     fn try_encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {

@@ -6,11 +6,13 @@ mod chat;
 mod config;
 mod error;
 mod hf;
+mod pair;
 
 pub use byte::ByteTokenizer;
 pub use chat::ChatMessage;
 pub use error::TokenizerError;
 pub use hf::{HfTokenizer, PromptFormat, TOKENIZER_FILES};
+pub use pair::PairEncoding;
 
 /// Turns text into token ids and back.
 pub trait Tokenizer: Send + Sync {
