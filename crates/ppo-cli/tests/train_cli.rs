@@ -522,3 +522,55 @@ fn lengths_the_model_cannot_hold_are_refused_before_any_work() {
     let kept = config["train_samples"].as_u64().unwrap() + config["eval_samples"].as_u64().unwrap();
     assert_eq!(kept, 20 - n);
 }
+
+#[test]
+fn a_critic_free_dapo_run_resumes_bit_for_bit_and_writes_no_critic() {
+    // GRPO advantages with DAPO's dynamic sampling (extra batches from the data order),
+    // clip-higher, overlong shaping and KL in the loss: stopped at 3, resumed to 6.
+    let dapo = [
+        "--set",
+        "algorithm.advantage_estimator=\"grpo\"",
+        "--set",
+        "algorithm.dynamic_sampling=true",
+        "--set",
+        "algorithm.overlong_buffer_len=2",
+        "--set",
+        "training.clip_range_high=0.28",
+        "--set",
+        "training.kl_in_loss=true",
+        "--set",
+        "generation.stop=[\"zz\"]",
+        "--max-steps",
+        "6",
+    ];
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    let text = ok(train(&a, &dapo));
+    assert!(text.contains("no critic (advantage_estimator = \"grpo\")"), "{text}");
+    let mut stopped = dapo.to_vec();
+    stopped.extend(["--stop-after", "3"]);
+    ok(train(&b, &stopped));
+    let text = ok(train(&b, &dapo));
+    assert!(text.contains("resuming"), "{text}");
+    let (ra, rb) = (metrics(&a), metrics(&b));
+    assert_eq!(deterministic(&ra), deterministic(&rb));
+    assert_eq!(final_logits(&a), final_logits(&b));
+    let train_records: Vec<_> = ra.iter().filter(|r| r.kind == RecordKind::Train).collect();
+    assert_eq!(train_records.len(), 6);
+    for record in train_records {
+        let keys: Vec<&str> = record.values.iter().map(|(k, _)| k.as_str()).collect();
+        for key in ["filtered_groups", "sampling_rounds", "overlong_penalty"] {
+            assert!(keys.contains(&key), "{key} missing: {keys:?}");
+        }
+        for key in ["value_loss", "explained_variance", "grad_norm_critic"] {
+            assert!(!keys.contains(&key), "{key} logged without a critic");
+        }
+    }
+    for run in [&a, &b] {
+        assert!(run.join("checkpoints/step_6/policy/model.bpk").exists());
+        assert!(!run.join("checkpoints/step_6/critic").exists());
+        assert!(!run.join("checkpoints/step_6/optimizer/critic.bpk").exists());
+        assert!(run.join("final/policy/model.safetensors").exists());
+        assert!(!run.join("final/critic").exists());
+    }
+}
