@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
-use ppo_ckpt::{CHECKPOINTS_DIR, Decision, PlanKind, apply_retention, plan_retention};
+use ppo_ckpt::CleanOptions;
 
 /// Usage line of the subcommand.
 pub const USAGE: &str =
@@ -87,103 +87,21 @@ pub fn main(args: &[&str]) -> Result<()> {
     clean_checkpoints(&args, &mut std::io::stdout().lock())
 }
 
-/// Plans retention for `args.run_dir`, prints every directory under `checkpoints/` with its
-/// fate, size and reason, deletes (unless `dry_run`) and prints the space freed.
+/// Runs [`ppo_ckpt::clean_checkpoints`] for `args` (the same code as `ppo-cli
+/// clean-checkpoints`), printing to `out`.
 pub fn clean_checkpoints(args: &CleanArgs, out: &mut dyn Write) -> Result<()> {
-    let run_dir = &args.run_dir;
-    ensure!(
-        run_dir.is_dir(),
-        "run directory {} does not exist",
-        run_dir.display()
-    );
-    let checkpoints = run_dir.join(CHECKPOINTS_DIR);
-    ensure!(
-        checkpoints.is_dir(),
-        "{} has no {CHECKPOINTS_DIR}/ directory; is it a run directory?",
-        run_dir.display()
-    );
-    let plan = plan_retention(run_dir, args.keep_last_n, args.keep_best)
-        .with_context(|| format!("planning retention in {}", checkpoints.display()))?;
-
-    let recent = match args.keep_last_n {
-        0 | 1 => String::new(),
-        n => format!(", the {n} newest complete ones"),
+    let options = CleanOptions {
+        keep_last_n: args.keep_last_n,
+        keep_best: args.keep_best,
+        dry_run: args.dry_run,
     };
-    let best_source = if args.keep_best {
-        ", best's source"
-    } else {
-        ""
-    };
-    let dry_run = if args.dry_run { " (dry run)" } else { "" };
-    writeln!(
-        out,
-        "{}: keeping best/, the latest complete checkpoint{recent}{best_source}{dry_run}",
-        checkpoints.display(),
-    )?;
-    if plan.entries().is_empty() {
-        writeln!(out, "  (no checkpoints)")?;
-    }
-    for entry in plan.entries() {
-        let (fate, reason) = match &entry.decision {
-            Decision::Keep(reason) => ("keep", reason.to_string()),
-            Decision::Delete(reason) if args.dry_run => ("would delete", reason.to_string()),
-            Decision::Delete(reason) => ("delete", reason.to_string()),
-        };
-        let name = match entry.kind {
-            PlanKind::Best {
-                source_step: Some(step),
-            } => format!("{} (step_{step})", entry.name()),
-            _ => entry.name(),
-        };
-        writeln!(
-            out,
-            "  {fate:<12} {name:<28} {:>10}  {reason}",
-            human_size(entry.bytes)
-        )?;
-    }
-
-    if args.dry_run {
-        let bytes = plan.bytes_to_free();
-        writeln!(out, "would free {} ({bytes} bytes)", mib(bytes))?;
-        return Ok(());
-    }
-    let report = apply_retention(&plan)
-        .with_context(|| format!("deleting old checkpoints in {}", checkpoints.display()))?;
-    for gone in &report.already_gone {
-        writeln!(out, "  note: {} was already gone", gone.display())?;
-    }
-    writeln!(
-        out,
-        "freed {} ({} bytes)",
-        mib(report.freed_bytes),
-        report.freed_bytes
-    )?;
-    Ok(())
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// `512 B`, `3.4 KiB`, `12.0 MiB`, `1.5 GiB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    Ok(ppo_ckpt::clean_checkpoints(&args.run_dir, &options, out)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ppo_ckpt::CHECKPOINTS_DIR;
     use std::path::Path;
 
     fn args(run_dir: &Path, keep_last_n: usize, keep_best: bool, dry_run: bool) -> CleanArgs {
@@ -311,13 +229,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("has no checkpoints/ directory"), "{err}");
-    }
-
-    #[test]
-    fn sizes_are_readable() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(3 * 1024 + 512), "3.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
-        assert_eq!(mib(5 << 20), "5.0 MiB");
     }
 }

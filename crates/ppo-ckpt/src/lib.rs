@@ -19,6 +19,7 @@
 //! ```
 
 mod atomic;
+mod clean;
 mod layout;
 mod manifest;
 mod pack;
@@ -26,6 +27,7 @@ mod retention;
 mod run_dir;
 
 pub use atomic::{CkptError, Recovery, recover_hidden_dirs, replace_atomic, verify, write_atomic};
+pub use clean::{CleanOptions, clean_checkpoints};
 pub use layout::{
     CONFIG_JSON, CONFIG_TOML, EPOCH_PREFIX, FINAL_DIR, LOCK_FILE, LOGS_DIR, METRICS_FILE, RunDir,
 };

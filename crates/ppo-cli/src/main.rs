@@ -1,6 +1,7 @@
 //! `ppo-cli`: the thin binary that reads argv and config files and wires the ppo-rs crates.
 
 mod checkpoint;
+mod chores;
 mod config;
 mod data;
 mod device;
@@ -39,6 +40,10 @@ enum Command {
     Export(export::ExportArgs),
     /// Score (prompt, response) pairs with a reward model directory.
     Score(score::ScoreArgs),
+    /// Draw a run's metrics as PNG charts (as at the end of training).
+    Plot(chores::PlotArgs),
+    /// Delete old checkpoints of a run, keeping the newest, the latest complete one and best/.
+    CleanCheckpoints(chores::CleanArgs),
 }
 
 /// Options of `train`.
@@ -85,6 +90,8 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
         Command::Score(args) => score::run(args),
+        Command::Plot(args) => chores::plot(args),
+        Command::CleanCheckpoints(args) => chores::clean_checkpoints(args),
     };
     if let Err(err) = result {
         if let Some(train::Interrupted(signal)) = err.downcast_ref() {

@@ -546,7 +546,10 @@ fn a_critic_free_dapo_run_resumes_bit_for_bit_and_writes_no_critic() {
     let root = tempfile::tempdir().unwrap();
     let (a, b) = (root.path().join("a"), root.path().join("b"));
     let text = ok(train(&a, &dapo));
-    assert!(text.contains("no critic (advantage_estimator = \"grpo\")"), "{text}");
+    assert!(
+        text.contains("no critic (advantage_estimator = \"grpo\")"),
+        "{text}"
+    );
     let mut stopped = dapo.to_vec();
     stopped.extend(["--stop-after", "3"]);
     ok(train(&b, &stopped));
@@ -573,4 +576,59 @@ fn a_critic_free_dapo_run_resumes_bit_for_bit_and_writes_no_critic() {
         assert!(run.join("final/policy/model.safetensors").exists());
         assert!(!run.join("final/critic").exists());
     }
+}
+
+#[test]
+fn plot_and_clean_checkpoints_work_from_the_binary_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    ok(train(&run, &["--max-steps", "6"]));
+    assert_eq!(step_dirs(&run), ["best", "step_2", "step_4", "step_6"]);
+    let pics = root.path().join("pics");
+    let out = Command::new(BIN)
+        .args(["plot"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&pics)
+        .output()
+        .unwrap();
+    let text = ok(out);
+    for name in [
+        "training_metrics_detailed.png",
+        "ppo_metrics_with_entropy.png",
+    ] {
+        assert!(text.contains(name), "{text}");
+        let bytes = std::fs::read(pics.join(name)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{name} is a PNG");
+    }
+    let clean = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("clean-checkpoints")
+            .arg(&run)
+            .args(["--keep", "1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let text = ok(clean(&["--dry-run"]));
+    assert!(text.contains("would delete"), "{text}");
+    assert_eq!(
+        step_dirs(&run),
+        ["best", "step_2", "step_4", "step_6"],
+        "dry run"
+    );
+    let text = ok(clean(&[]));
+    assert!(text.contains("freed"), "{text}");
+    assert_eq!(step_dirs(&run), ["best", "step_6"]);
+    assert!(run.join("checkpoints/best/manifest.json").exists());
+    let text = failed(
+        Command::new(BIN)
+            .args(["clean-checkpoints", "no/such/run", "--keep", "1"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        text.contains("run directory no/such/run does not exist"),
+        "{text}"
+    );
 }
