@@ -83,7 +83,7 @@ pub fn arrange(
 }
 
 /// Reads one file for `ppo-cli eval --data FILE`, with the field mapping of the run's first
-/// source when it has one (else `question` → `answer`, the GSM8K columns).
+/// source when it has one, else the defaults of `[[data.sources]]` (`prompt`, no reference).
 pub fn load_eval_file(
     raw: &RawConfig,
     path: &std::path::Path,
@@ -97,11 +97,10 @@ pub fn load_eval_file(
         input: input
             .map(str::to_owned)
             .or_else(|| first.map(|s| s.input.clone()))
-            .unwrap_or_else(|| "question".into()),
+            .unwrap_or_else(|| ppo_data::DEFAULT_INPUT_FIELD.into()),
         output: output
             .map(str::to_owned)
-            .or_else(|| first.and_then(|s| s.output.clone()))
-            .or_else(|| Some("answer".into())),
+            .or_else(|| first.and_then(|s| s.output.clone())),
         max_samples: None,
     };
     let records = ppo_data::load_source(&source)

@@ -26,6 +26,13 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         s if s.starts_with("tch:") => {
             bail!("device {s:?} needs LibTorch: rebuild with `--features tch` (see README)")
         }
+        s if s == "cuda" || s == "gpu" || s.starts_with("cuda:") => {
+            let index = s.strip_prefix("cuda:").unwrap_or("0");
+            bail!(
+                "unknown device {s:?}: GPUs are reached through LibTorch, write \"tch:cuda:{index}\" \
+                 (with a binary built with `--features tch`, see README)"
+            )
+        }
         s => bail!("unknown device {s:?} (expected flex, tch:cpu or tch:cuda:N)"),
     }
 }

@@ -19,10 +19,11 @@ pub struct EvalArgs {
     /// Prompt file: .jsonl, .json (array) or .parquet.
     #[arg(long)]
     pub data: PathBuf,
-    /// Field holding the prompt (default: the run's first data source's, else `question`).
+    /// Field holding the prompt (default: the run's first data source's, else `prompt`, as in
+    /// `[[data.sources]]`).
     #[arg(long)]
     pub input: Option<String>,
-    /// Field holding the reference (default: the run's first data source's, else `answer`).
+    /// Field holding the reference (default: the run's first data source's, else none).
     #[arg(long)]
     pub output: Option<String>,
     /// Evaluate at most N prompts (0 = all), the file's first ones.

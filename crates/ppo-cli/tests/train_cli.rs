@@ -418,6 +418,16 @@ fn a_bad_config_leaves_no_output_directory() {
         "{:?}",
         std::fs::read_dir(&run).map(|d| d.count())
     );
+    // A device written as PyTorch users write it: refused before any log or config file, with
+    // the spelling that works.
+    let text = failed(train(&run, &["--device", "cuda"]));
+    assert!(text.contains("write \"tch:cuda:0\""), "{text}");
+    assert!(!text.contains("PPO training"), "{text}");
+    assert!(
+        !run.exists(),
+        "{:?}",
+        std::fs::read_dir(&run).map(|d| d.count())
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod session;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ppo_ckpt::RunDir;
 use ppo_log::{LogConfig, init_tracing};
 use tracing::{error, info, warn};
@@ -107,6 +107,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     )?);
     let plan = output_dir::plan_run(&args, run_dir)?;
     let (resolved, loaded) = resolve_config(&args, plan.resume_from.as_deref())?;
+    // Before any log or config file is written: a bad device leaves nothing behind.
+    crate::device::parse_device(&resolved.raw.device)
+        .context("invalid config key `device` (or --device)")?;
     let (prompts, fit) = data::run_prompts(&resolved)?;
     let shape = resolved.shape(prompts.len())?;
     let run = RunDir::new(&plan.out);
