@@ -5,7 +5,7 @@ crates/ppo-cli/tests/train_tensorboard.rs).
 
     python scripts/read_tensorboard.py RUN_DIR/tb
 
-prints {"files": [names], "file_versions": [...], "scalars": {tag: [[step, value], ...]},
+prints {"files": [names], "file_versions": [...], "scalars": {tag: [[step, value or null when not finite], ...]},
 "texts": {tag: [[step, text], ...]}, "raw_counts": {"tag@step": n, ...}}.
 
 `scalars` and `texts` come from `EventAccumulator` (what TensorBoard's scalar and text
@@ -16,11 +16,17 @@ Needs only the `tensorboard` package (scripts/install-tensorboard.sh), no Tensor
 
 import collections
 import json
+import math
 import os
 import sys
 
 from tensorboard.backend.event_processing import event_accumulator, event_file_loader
 from tensorboard.util import tensor_util
+
+
+def finite_or_none(value):
+    """NaN and infinities as null: JSON has no other way to say them."""
+    return value if math.isfinite(value) else None
 
 
 def main(log_dir):
@@ -40,7 +46,8 @@ def main(log_dir):
     acc.Reload()
     tags = acc.Tags()
     scalars = {
-        tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in tags["scalars"]
+        tag: [[e.step, finite_or_none(e.value)] for e in acc.Scalars(tag)]
+        for tag in tags["scalars"]
     }
     texts = {}
     for tag in tags["tensors"]:

@@ -16,7 +16,8 @@ use ppo_log::{CONFIG_TEXT_TAG, EventFileWriter, FILE_VERSION, MetricsRecord, Rec
 struct Seen {
     files: Vec<String>,
     file_versions: Vec<String>,
-    scalars: BTreeMap<String, Vec<(u64, f64)>>,
+    /// Values as TensorBoard's 32-bit floats; `None` for NaN and infinities.
+    scalars: BTreeMap<String, Vec<(u64, Option<f64>)>>,
     texts: BTreeMap<String, Vec<(u64, String)>>,
     raw_counts: BTreeMap<String, u64>,
 }
@@ -69,13 +70,13 @@ fn run_records() -> Vec<MetricsRecord> {
 /// Asserts that `seen` holds exactly the values of `records`, each (tag, step) once, as
 /// TensorBoard's 32-bit scalars.
 fn assert_scalars(seen: &Seen, records: &[MetricsRecord]) {
-    let mut expected: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+    let mut expected: BTreeMap<String, Vec<(u64, Option<f64>)>> = BTreeMap::new();
     for r in records {
         for (tag, value) in &r.values {
             expected
                 .entry(tag.clone())
                 .or_default()
-                .push((r.step, f64::from(*value as f32)));
+                .push((r.step, Some(f64::from(*value as f32))));
         }
     }
     assert_eq!(seen.scalars, expected);
@@ -100,7 +101,10 @@ fn run_against(python: &Path) {
     drop(writer);
     let seen = read_with_tensorboard(python, &tb);
     assert_eq!(seen.files.len(), 1);
-    assert!(seen.files[0].starts_with("events.out.tfevents."), "{seen:?}");
+    assert!(
+        seen.files[0].starts_with("events.out.tfevents."),
+        "{seen:?}"
+    );
     assert!(seen.files[0].ends_with(".test-host"), "{seen:?}");
     assert_eq!(seen.file_versions, [FILE_VERSION]);
     assert_scalars(&seen, &records);

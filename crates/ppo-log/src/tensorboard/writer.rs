@@ -32,7 +32,10 @@ pub fn event_file_name(created: DateTime<Utc>, host: &str) -> String {
         })
         .collect();
     let host = if host.is_empty() { "localhost" } else { &host };
-    format!("events.out.{EVENT_FILE_MARKER}.{}.{host}", created.timestamp())
+    format!(
+        "events.out.{EVENT_FILE_MARKER}.{}.{host}",
+        created.timestamp()
+    )
 }
 
 /// Writes the event file of one invocation into a directory of its own.
