@@ -7,6 +7,7 @@
 //! ├── training_config.json/.toml    the resolved config of the run
 //! ├── *.png                         plots of the metrics
 //! ├── logs/                         log files, metrics.jsonl
+//! ├── tb/                           TensorBoard event files (`[tracking] tensorboard`)
 //! ├── checkpoints/                  step_N/, best/ (see `run_dir`)
 //! ├── epoch_N/                      Hugging Face exports at each epoch end
 //! └── final/                        the same at the end
@@ -22,6 +23,8 @@ pub const LOCK_FILE: &str = ".lock";
 pub const LOGS_DIR: &str = "logs";
 /// The metrics file inside [`LOGS_DIR`]: one JSON record per iteration and evaluation.
 pub const METRICS_FILE: &str = "metrics.jsonl";
+/// Directory of the TensorBoard event files.
+pub const TENSORBOARD_DIR: &str = "tb";
 /// The resolved configuration with its provenance.
 pub const CONFIG_JSON: &str = "training_config.json";
 /// The configuration alone, usable with `--config`.
@@ -63,6 +66,11 @@ impl RunDir {
         self.logs().join(METRICS_FILE)
     }
 
+    /// `tb/`: TensorBoard event files.
+    pub fn tensorboard(&self) -> PathBuf {
+        self.0.join(TENSORBOARD_DIR)
+    }
+
     /// `training_config.json`.
     pub fn config_json(&self) -> PathBuf {
         self.0.join(CONFIG_JSON)
@@ -99,10 +107,11 @@ impl RunDir {
     }
 
     /// Whether the entry `name` of a run directory is the output of a run (checkpoints,
-    /// exports, plots, config snapshots) — what starting over in the directory removes; logs
-    /// and the lock are not.
+    /// exports, plots, config snapshots, TensorBoard events) — what starting over in the
+    /// directory removes; logs and the lock are not.
     pub fn is_run_output(name: &str) -> bool {
         name == CHECKPOINTS_DIR
+            || name == TENSORBOARD_DIR
             || name == FINAL_DIR
             || name == CONFIG_JSON
             || name == CONFIG_TOML
@@ -116,7 +125,7 @@ impl RunDir {
 
     /// Whether the entry `name` is written by a run before its first checkpoint.
     pub fn is_written_before_first_checkpoint(name: &str) -> bool {
-        matches!(name, LOGS_DIR | CONFIG_JSON | CONFIG_TOML)
+        matches!(name, LOGS_DIR | CONFIG_JSON | CONFIG_TOML | TENSORBOARD_DIR)
     }
 }
 
@@ -132,8 +141,10 @@ mod tests {
         assert_eq!(run.best_checkpoint(), Path::new("/r/checkpoints/best"));
         assert_eq!(run.epoch_export(2), Path::new("/r/epoch_2"));
         assert_eq!(run.final_export(), Path::new("/r/final"));
+        assert_eq!(run.tensorboard(), Path::new("/r/tb"));
         for name in [
             "checkpoints",
+            "tb",
             "final",
             "epoch_12",
             "a.png",

@@ -30,6 +30,7 @@ pub use atomic::{CkptError, Recovery, recover_hidden_dirs, replace_atomic, verif
 pub use clean::{CleanOptions, clean_checkpoints};
 pub use layout::{
     CONFIG_JSON, CONFIG_TOML, EPOCH_PREFIX, FINAL_DIR, LOCK_FILE, LOGS_DIR, METRICS_FILE, RunDir,
+    TENSORBOARD_DIR,
 };
 pub use manifest::{FileEntry, MANIFEST, Manifest, checksum_file, fnv1a64};
 pub use pack::{TensorPack, load_module, load_tensors, save_module, save_tensors};

@@ -109,4 +109,13 @@ pub enum LogError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// Writing a TensorBoard event file failed.
+    #[error("failed to write TensorBoard event file {}", path.display())]
+    WriteEvents {
+        /// The event file being written.
+        path: PathBuf,
+        /// Underlying IO error.
+        #[source]
+        source: std::io::Error,
+    },
 }

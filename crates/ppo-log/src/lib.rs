@@ -1,5 +1,6 @@
-//! Logging and metrics sinks for ppo-rs: console, log file, JSONL metrics and
-//! the training progress bar. No other crate knows where output goes.
+//! Logging and metrics sinks for ppo-rs: console, log file, JSONL metrics, TensorBoard
+//! event files, the MLflow tracking server and the training progress bar. No other crate
+//! knows where output goes.
 //!
 //! ```
 //! use ppo_log::{format_summary, read_metrics, MetricsRecord, MetricsWriter, RecordKind};
@@ -37,6 +38,7 @@ mod plot;
 mod progress;
 mod record;
 mod shared_writer;
+mod tensorboard;
 mod tracking;
 
 pub use config::LogConfig;
@@ -48,6 +50,10 @@ pub use metrics::{MetricsWriter, read_metrics};
 pub use plot::{DETAILED_PLOT_FILE, PPO_PLOT_FILE, plot_file, plot_metrics};
 pub use progress::{TrainProgress, format_summary};
 pub use record::{MetricsRecord, RESERVED_KEYS, RecordKind};
+pub use tensorboard::{
+    CONFIG_TEXT_TAG, EVENT_FILE_MARKER, EventFileWriter, FILE_VERSION, TensorBoardSink,
+    event_file_name, masked_crc32c,
+};
 pub use tracking::{
     DEFAULT_EXPERIMENT_NAME, MAX_KEY_CHARS, MAX_PARAM_VALUE_CHARS, MAX_TAG_VALUE_CHARS,
     MLFLOW_EXPERIMENT_NAME_ENV, MLFLOW_TRACKING_URI_ENV, Tracker, TrackingConfig, TrackingError,

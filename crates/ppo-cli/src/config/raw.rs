@@ -59,6 +59,8 @@ pub struct RawTracking {
     pub tracking_uri: String,
     pub experiment_name: String,
     pub run_name: String,
+    /// TensorBoard event files in `OUTPUT_DIR/tb/` (no server involved).
+    pub tensorboard: bool,
 }
 
 /// `[model]`: Hugging Face directories, prompt format, and the shape of the built-in model.

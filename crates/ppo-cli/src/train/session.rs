@@ -1,7 +1,7 @@
 //! A `train` session: models, reward, data split, trainer and state built for a fresh or a
 //! resumed run, and the loop — iterations, evaluation, early stopping, checkpoints with
-//! retention, best and epoch exports, metrics to the JSONL file and the tracking server,
-//! plots at the end.
+//! retention, best and epoch exports, metrics to the JSONL file, TensorBoard and the tracking
+//! server, plots at the end.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use ppo_ckpt::{BEST_DIR, CheckpointMeta, RunDir, step_dir_name};
 use ppo_core::{DataOrder, EarlyStopping, Metrics, PpoTrainer, PromptSample, Reward, StopDecision};
 use ppo_log::{
-    MetricsRecord, MetricsWriter, RecordKind, Tracker, TrackingConfig, TrainProgress,
-    flatten_params, format_summary, resolve_tracking_settings,
+    MetricsRecord, MetricsWriter, RecordKind, TensorBoardSink, Tracker, TrackingConfig,
+    TrainProgress, flatten_params, format_summary, resolve_tracking_settings,
 };
 use ppo_models::{Rng, Tokenizer};
 use ppo_sched::Scheduler;
@@ -109,6 +109,38 @@ fn start_tracker(resolved: &Resolved, run: &RunDir) -> Option<Tracker> {
     }
 }
 
+/// The TensorBoard sink in `tb/`, when `[tracking] tensorboard`: the resolved config as text,
+/// then `history` (a resumed run's records, replacing what the directory held).
+fn start_tensorboard(
+    resolved: &Resolved,
+    run: &RunDir,
+    config_toml: &str,
+    history: &[MetricsRecord],
+) -> Option<TensorBoardSink> {
+    if !resolved.raw.tracking.tensorboard {
+        return None;
+    }
+    // A fenced block: TensorBoard renders the text as markdown.
+    let text = format!("```toml\n{}\n```", config_toml.trim_end());
+    Some(TensorBoardSink::start(
+        &run.tensorboard(),
+        &hostname(),
+        &text,
+        history,
+    ))
+}
+
+/// This machine's name for the event file's name (`localhost` when it cannot be found).
+fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Everything the loop needs, built identically for fresh and resumed runs.
 pub struct Session {
     resolved: Resolved,
@@ -122,6 +154,7 @@ pub struct Session {
     state: TrainingState,
     history: Vec<MetricsRecord>,
     metrics_out: MetricsWriter,
+    tensorboard: Option<TensorBoardSink>,
     pub tracker: Option<Tracker>,
     config_toml: String,
 }
@@ -182,8 +215,11 @@ pub fn build_session(
         }
     };
     let tracker = start_tracker(&resolved, &run);
+    let config_toml = config_toml(&resolved)?;
+    let tensorboard = start_tensorboard(&resolved, &run, &config_toml, &history);
     Ok(Session {
-        config_toml: config_toml(&resolved)?,
+        config_toml,
+        tensorboard,
         reward,
         resolved,
         shape,
@@ -203,6 +239,9 @@ impl Session {
     fn record(&mut self, kind: RecordKind, step: u64, metrics: &Metrics) -> Result<()> {
         let record = MetricsRecord::now(kind, step, metrics.0.clone());
         self.metrics_out.write(&record)?;
+        if let Some(tensorboard) = &mut self.tensorboard {
+            tensorboard.record(&record);
+        }
         if let Some(tracker) = &self.tracker {
             tracker.log_metrics(step, record.timestamp.timestamp_millis(), &record.values);
         }
