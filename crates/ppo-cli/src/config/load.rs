@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::aliases::with_suggestion;
 use super::{DEFAULT_TOML, RawConfig, Resolved, resolve};
 
 /// Merges `overlay` into `base`, table by table.
@@ -38,11 +39,17 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<String> {
     for section in sections {
         current = match current.get_mut(*section) {
             Some(toml::Value::Table(t)) => t,
-            _ => bail!("--set {path}: unknown section `{section}`"),
+            _ => bail!(with_suggestion(
+                format!("--set {path}: unknown section `{section}`"),
+                path.trim()
+            )),
         };
     }
     if !current.contains_key(*last) {
-        bail!("--set {path}: unknown key `{path}`");
+        bail!(with_suggestion(
+            format!("--set {path}: unknown key `{path}`"),
+            path.trim()
+        ));
     }
     current.insert((*last).to_string(), value);
     Ok(path.trim().to_owned())
@@ -110,7 +117,12 @@ pub fn load_raw(
                 let origin = origins
                     .get(&key)
                     .map_or_else(|| "the embedded default".to_owned(), |o| o.describe(&key));
-                anyhow::anyhow!("invalid config key `{key}` ({origin}): {message}")
+                let error = format!("invalid config key `{key}` ({origin}): {message}");
+                if message.starts_with("unknown field") {
+                    anyhow::anyhow!(with_suggestion(error, &key))
+                } else {
+                    anyhow::anyhow!(error)
+                }
             }
             None => anyhow::anyhow!("invalid configuration: {e}"),
         }
