@@ -252,9 +252,10 @@ fn the_derived_sizes_are_logged_at_start() {
     assert!(line.contains("INFO"), "{line}");
     assert!(
         line.ends_with(
-            "sizes: 8 rollout rows per iteration (4 prompts × 2 responses); 4 optimiser steps per \
-             iteration (2 PPO epochs × 8 rows / mini_batch_size 4), each 2 micro-batches of 2 \
-             rows; 8 optimiser steps in 2 iterations; warmup 2 optimiser steps = 0.50 iterations"
+            "sizes: 8 rollout rows per iteration (batch_size 4 prompts × group_size 2); 4 \
+             optimiser steps per iteration (ppo_epochs 2 × 8 rows / mini_batch_size 4 rows); \
+             micro-batches of 2 rows (gradient_accumulation_steps 2); 8 optimiser steps over 2 \
+             iterations; warmup_steps 2 optimiser steps = 0.50 iterations"
         ),
         "{line}"
     );

@@ -178,10 +178,11 @@ fn sizes(resolved: &Resolved, shape: &config::RunShape) -> String {
     let micro_rows = t.mini_batch_size / t.gradient_accumulation_steps;
     let warmup_iterations = t.warmup_steps as f64 / optimizer_steps.max(1) as f64;
     format!(
-        "sizes: {rows} rollout rows per iteration ({} prompts × {} responses); {optimizer_steps} \
-         optimiser steps per iteration ({} PPO epochs × {rows} rows / mini_batch_size {}), each \
-         {} micro-batches of {micro_rows} rows; {} optimiser steps in {} iterations; warmup {} \
-         optimiser steps = {warmup_iterations:.2} iterations",
+        "sizes: {rows} rollout rows per iteration (batch_size {} prompts × group_size {}); \
+         {optimizer_steps} optimiser steps per iteration (ppo_epochs {} × {rows} rows / \
+         mini_batch_size {} rows); micro-batches of {micro_rows} rows \
+         (gradient_accumulation_steps {}); {} optimiser steps over {} iterations; warmup_steps \
+         {} optimiser steps = {warmup_iterations:.2} iterations",
         t.batch_size,
         t.group_size,
         t.ppo_epochs,
