@@ -505,6 +505,28 @@ fn unknown_keys_suggest_our_key_for_foreign_names_and_typos() {
         message.ends_with("; did you mean `training.value_loss_coef` (TRL: vf_coef)?"),
         "{message}"
     );
+    // A verl section as a whole: each of its keys gets its suggestion.
+    std::fs::write(
+        &path,
+        "seed = 1\n\n[actor]\nclip_ratio = 0.2\nentropy_coeff = 0.0\nzzzz = 1\n",
+    )
+    .unwrap();
+    let message = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+    assert!(
+        message.starts_with(&format!(
+            "invalid config section `[actor]` ({} line 4): unknown field `actor`, expected one of",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "; `actor.clip_ratio`: did you mean `training.clip_range` (verl: actor.clip_ratio)?; \
+             `actor.entropy_coeff`: did you mean `training.entropy_coef` (verl: \
+             actor.entropy_coeff)?"
+        ),
+        "{message}"
+    );
 }
 
 /// docs/migrating.md's table and the alias table of `aliases.rs` say the same: each alias is a
