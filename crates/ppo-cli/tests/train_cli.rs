@@ -239,6 +239,28 @@ fn resuming_with_another_model_shape_is_refused_naming_the_keys() {
     assert_eq!(step_dirs(&run), ["best", "step_2"]);
 }
 
+/// The start-up log states the sizes the config implies, each in its unit: tiny_args' 4
+/// prompts × 2 responses, 2 PPO epochs over minibatches of 4 rows in 2 micro-batches, warmup 2.
+#[test]
+fn the_derived_sizes_are_logged_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let text = ok(train(&root.path().join("run"), &["--max-steps", "2"]));
+    let line = text
+        .lines()
+        .find(|l| l.contains("sizes: "))
+        .unwrap_or_else(|| panic!("no sizes line in:\n{text}"));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(
+        line.ends_with(
+            "sizes: 8 rollout rows per iteration (batch_size 4 prompts × group_size 2); 4 \
+             optimiser steps per iteration (ppo_epochs 2 × 8 rows / mini_batch_size 4 rows); \
+             micro-batches of 2 rows (gradient_accumulation_steps 2); 8 optimiser steps over 2 \
+             iterations; warmup_steps 2 optimiser steps = 0.50 iterations"
+        ),
+        "{line}"
+    );
+}
+
 #[test]
 fn early_stopping_keeps_the_best_model_and_says_why() {
     let root = tempfile::tempdir().unwrap();

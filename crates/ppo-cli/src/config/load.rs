@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::aliases::{did_you_mean, with_suggestion};
 use super::{DEFAULT_TOML, RawConfig, Resolved, resolve};
 
 /// Merges `overlay` into `base`, table by table.
@@ -38,11 +39,17 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<String> {
     for section in sections {
         current = match current.get_mut(*section) {
             Some(toml::Value::Table(t)) => t,
-            _ => bail!("--set {path}: unknown section `{section}`"),
+            _ => bail!(with_suggestion(
+                format!("--set {path}: unknown section `{section}`"),
+                path.trim()
+            )),
         };
     }
     if !current.contains_key(*last) {
-        bail!("--set {path}: unknown key `{path}`");
+        bail!(with_suggestion(
+            format!("--set {path}: unknown key `{path}`"),
+            path.trim()
+        ));
     }
     current.insert((*last).to_string(), value);
     Ok(path.trim().to_owned())
@@ -110,11 +117,71 @@ pub fn load_raw(
                 let origin = origins
                     .get(&key)
                     .map_or_else(|| "the embedded default".to_owned(), |o| o.describe(&key));
-                anyhow::anyhow!("invalid config key `{key}` ({origin}): {message}")
+                let error = format!("invalid config key `{key}` ({origin}): {message}");
+                if message.starts_with("unknown field") {
+                    anyhow::anyhow!(with_suggestion(error, &key))
+                } else {
+                    anyhow::anyhow!(error)
+                }
             }
-            None => anyhow::anyhow!("invalid configuration: {e}"),
+            None => match e.span().and_then(|span| header_at(&merged, span.start)) {
+                Some(section) if message.starts_with("unknown field") => {
+                    anyhow::anyhow!(unknown_section(&table, &origins, &section, message))
+                }
+                _ => anyhow::anyhow!("invalid configuration: {e}"),
+            },
         }
     })
+}
+
+/// The error for a section `[section]` of no known name: where its first key was written, and
+/// the key each of its keys may have meant.
+fn unknown_section(table: &toml::Table, origins: &Origins, section: &str, message: &str) -> String {
+    let mut keys = Vec::new();
+    let mut current = Some(table);
+    for name in section.split('.') {
+        current = current
+            .and_then(|t| t.get(name))
+            .and_then(toml::Value::as_table);
+    }
+    if let Some(t) = current {
+        flatten_keys(section, t, &mut keys);
+    }
+    let origin = keys
+        .first()
+        .and_then(|k| origins.get(k).map(|o| o.describe(k)))
+        .unwrap_or_else(|| "the embedded default".to_owned());
+    let mut error = format!("invalid config section `[{section}]` ({origin}): {message}");
+    for key in &keys {
+        if let Some(suggestion) = did_you_mean(key) {
+            error.push_str(&format!("; `{key}`: {suggestion}"));
+        }
+    }
+    error
+}
+
+/// The dotted keys (under `prefix`) of every value of `table`.
+fn flatten_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = format!("{prefix}.{k}");
+        match v {
+            toml::Value::Table(t) => flatten_keys(&key, t, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+/// The section a header line (`[a.b]`) of the TOML `text` that holds byte `offset` opens.
+fn header_at(text: &str, offset: usize) -> Option<String> {
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        if (start..end).contains(&offset) {
+            return section_of(line).map(str::to_owned);
+        }
+        start = end;
+    }
+    None
 }
 
 /// Where a configuration value was written.

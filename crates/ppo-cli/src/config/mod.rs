@@ -3,6 +3,7 @@
 //! (`resolve`). Prompts are not read here: the command that needs them loads them and asks
 //! [`Resolved::shape`] for the split and the length of the run.
 
+mod aliases;
 mod load;
 mod raw;
 mod resolve;

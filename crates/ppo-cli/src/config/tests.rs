@@ -450,3 +450,132 @@ fn algorithm_keys_resolve_and_bad_ones_name_the_key() {
          max_new_tokens = 8"
     );
 }
+
+/// Unknown keys are answered with the key a migrating user meant: another trainer's name for
+/// it (docs/migrating.md), or a near miss of one of ours.
+#[test]
+fn unknown_keys_suggest_our_key_for_foreign_names_and_typos() {
+    assert_eq!(
+        err(&["training.cliprange=0.2"]),
+        "--set training.cliprange: unknown key `training.cliprange`; did you mean \
+         `training.clip_range` (TRL: cliprange)?"
+    );
+    assert_eq!(
+        err(&["training.learning_rat=1e-4"]),
+        "--set training.learning_rat: unknown key `training.learning_rat`; did you mean \
+         `training.learning_rate`?"
+    );
+    assert_eq!(
+        err(&["training.cliprange_value=0.2"]),
+        "--set training.cliprange_value: unknown key `training.cliprange_value`; did you mean \
+         `training.clip_range_value` (TRL: cliprange_value, verl: critic.cliprange_value)?"
+    );
+    assert_eq!(
+        err(&["generation.group_size=4"]),
+        "--set generation.group_size: unknown key `generation.group_size`; did you mean \
+         `training.group_size`?"
+    );
+    assert_eq!(
+        err(&["actor.clip_ratio_c=3"]),
+        "--set actor.clip_ratio_c: unknown section `actor`; did you mean `training.dual_clip` \
+         (verl: actor.clip_ratio_c)?"
+    );
+    assert_eq!(
+        err(&["training.CLIP_RANGE=0.2"]),
+        "--set training.CLIP_RANGE: unknown key `training.CLIP_RANGE`; did you mean \
+         `training.clip_range` (seed script: CLIP_RANGE)?"
+    );
+    assert_eq!(
+        err(&["training.zzzz=1"]),
+        "--set training.zzzz: unknown key `training.zzzz`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[training]\nvf_coef = 0.1\n").unwrap();
+    let message = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+    assert!(
+        message.starts_with(&format!(
+            "invalid config key `training.vf_coef` ({} line 2): unknown field `vf_coef`, expected \
+             one of",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; did you mean `training.value_loss_coef` (TRL: vf_coef)?"),
+        "{message}"
+    );
+    // A verl section as a whole: each of its keys gets its suggestion.
+    std::fs::write(
+        &path,
+        "seed = 1\n\n[actor]\nclip_ratio = 0.2\nentropy_coeff = 0.0\nzzzz = 1\n",
+    )
+    .unwrap();
+    let message = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+    assert!(
+        message.starts_with(&format!(
+            "invalid config section `[actor]` ({} line 4): unknown field `actor`, expected one of",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "; `actor.clip_ratio`: did you mean `training.clip_range` (verl: actor.clip_ratio)?; \
+             `actor.entropy_coeff`: did you mean `training.entropy_coef` (verl: \
+             actor.entropy_coeff)?"
+        ),
+        "{message}"
+    );
+}
+
+/// docs/migrating.md's table and the alias table of `aliases.rs` say the same: each alias is a
+/// row naming our key and the foreign name in its system's column, and each foreign name in the
+/// table is an alias; every key of ours named there exists.
+#[test]
+fn the_migration_table_is_the_alias_table() {
+    use super::aliases::{ALIASES, System, known_keys};
+    let doc = include_str!("../../../../docs/migrating.md");
+    let columns = [System::Seed, System::Trl, System::Verl];
+    let known = known_keys();
+    // (ours, [seed names, TRL names, verl names]) of every table row of `ppo-rs key | seed | TRL | verl | …`.
+    let mut rows: Vec<(String, [Vec<String>; 3])> = Vec::new();
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(cells.len() >= 6, "short row: {line}");
+        let ours = ticked(cells[1]);
+        assert_eq!(ours.len(), 1, "first cell names one key: {line}");
+        assert!(known.contains(&ours[0]), "unknown key in {line}");
+        rows.push((
+            ours[0].clone(),
+            [ticked(cells[2]), ticked(cells[3]), ticked(cells[4])],
+        ));
+    }
+    for &(system, foreign, ours) in ALIASES {
+        let column = columns.iter().position(|s| *s == system).unwrap();
+        assert!(
+            rows.iter()
+                .any(|(o, names)| o == ours && names[column].iter().any(|n| n == foreign)),
+            "docs/migrating.md has no row `{ours}` with {} name `{foreign}`",
+            system.name()
+        );
+    }
+    for (ours, names) in &rows {
+        for (column, names) in names.iter().enumerate() {
+            for name in names {
+                assert!(
+                    ALIASES.contains(&(columns[column], name.as_str(), ours.as_str())),
+                    "docs/migrating.md maps {} `{name}` to `{ours}` but aliases.rs does not",
+                    columns[column].name()
+                );
+            }
+        }
+    }
+}

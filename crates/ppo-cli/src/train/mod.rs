@@ -137,6 +137,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     info!(output_dir = %run.root().display(), device = %resolved.raw.device,
         seed = resolved.raw.seed, steps = shape.total_steps, train_prompts = shape.train_samples,
         eval_prompts = shape.eval_samples, "PPO training");
+    info!("{}", sizes(&resolved, &shape));
     let roles = memory::roles(&resolved.raw, &resolved.model);
     let (lines, warning) = memory::describe(&roles, memory::available_bytes());
     for line in lines {
@@ -169,6 +170,31 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Err(err)
         }
     }
+}
+
+/// The sizes a config implies, in the units of each key, for the start-up log: rows per
+/// iteration, optimiser steps per iteration and in all, and the warmup in iterations.
+fn sizes(resolved: &Resolved, shape: &config::RunShape) -> String {
+    let t = &resolved.raw.training;
+    let rows = resolved.ppo.rollout_size();
+    let optimizer_steps = (t.ppo_epochs * rows / t.mini_batch_size) as u64;
+    let micro_rows = t.mini_batch_size / t.gradient_accumulation_steps;
+    let warmup_iterations = t.warmup_steps as f64 / optimizer_steps.max(1) as f64;
+    format!(
+        "sizes: {rows} rollout rows per iteration (batch_size {} prompts × group_size {}); \
+         {optimizer_steps} optimiser steps per iteration (ppo_epochs {} × {rows} rows / \
+         mini_batch_size {} rows); micro-batches of {micro_rows} rows \
+         (gradient_accumulation_steps {}); {} optimiser steps over {} iterations; warmup_steps \
+         {} optimiser steps = {warmup_iterations:.2} iterations",
+        t.batch_size,
+        t.group_size,
+        t.ppo_epochs,
+        t.mini_batch_size,
+        t.gradient_accumulation_steps,
+        optimizer_steps * shape.total_steps,
+        shape.total_steps,
+        t.warmup_steps,
+    )
 }
 
 /// Where the run's critic comes from, for the start-up log.
