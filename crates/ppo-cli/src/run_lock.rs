@@ -15,13 +15,18 @@ use ppo_ckpt::{LOCK_FILE, RunDir};
 pub struct RunLock {
     _file: File,
     dir: PathBuf,
-    created_dir: bool,
+    /// The highest directory `acquire` created (`dir` itself or an ancestor, e.g. `runs/`).
+    created: Option<PathBuf>,
 }
 
 impl RunLock {
     /// Locks `dir` (created if absent), or fails naming the PID of the process holding it.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        let created_dir = !dir.exists();
+        let created = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .last()
+            .map(Path::to_path_buf);
         fs_err::create_dir_all(dir)?;
         let path = RunDir::new(dir).lock_file();
         let mut file = OpenOptions::new()
@@ -57,16 +62,16 @@ impl RunLock {
         Ok(Self {
             _file: file,
             dir: dir.to_path_buf(),
-            created_dir,
+            created,
         })
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        if !self.created_dir {
+        let Some(created) = &self.created else {
             return;
-        }
+        };
         let only_the_lock = std::fs::read_dir(&self.dir).is_ok_and(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -74,6 +79,13 @@ impl Drop for RunLock {
         });
         if only_the_lock {
             let _ = std::fs::remove_dir_all(&self.dir);
+            // Directories created on the way (`runs/` for the default runs/<timestamp>) go too
+            // while empty; `remove_dir` leaves a non-empty one alone.
+            for parent in self.dir.ancestors().skip(1) {
+                if !parent.starts_with(created) || std::fs::remove_dir(parent).is_err() {
+                    break;
+                }
+            }
         }
     }
 }

@@ -440,6 +440,10 @@ fn a_bad_config_leaves_no_output_directory() {
         "{:?}",
         std::fs::read_dir(&run).map(|d| d.count())
     );
+    // Directories created on the way go too (the default runs/<timestamp> in a fresh place).
+    let nested = root.path().join("runs/exp");
+    failed(train(&nested, &["--set", "training.learning_rate=-1"]));
+    assert!(!root.path().join("runs").exists());
     // A device written as PyTorch users write it: refused before any log or config file, with
     // the spelling that works.
     let text = failed(train(&run, &["--device", "cuda"]));
