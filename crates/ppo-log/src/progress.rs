@@ -3,15 +3,18 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Metrics shown in the progress message: (metric name, label, decimals).
-const SUMMARY_FIELDS: [(&str, &str, usize); 5] = [
+const SUMMARY_FIELDS: [(&str, &str, usize); 7] = [
     ("policy_loss", "pl", 3),
     ("value_loss", "vl", 3),
     ("reward", "r", 2),
+    ("score", "score", 3),
+    ("kl_divergence", "kl", 3),
     ("advantage", "adv", 2),
     ("entropy", "ent", 2),
 ];
 
-const TEMPLATE: &str = "{bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}";
+const TEMPLATE: &str =
+    "{bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}";
 
 /// A progress bar over optimiser steps, drawn on stderr.
 ///
@@ -69,9 +72,9 @@ impl TrainProgress {
     }
 }
 
-/// The progress message for `values`: `policy_loss`, `value_loss`, `reward`,
-/// `advantage` and `entropy`, in that order when present, e.g.
-/// `"pl=0.012 vl=0.341 r=0.25 adv=0.00 ent=5.21"`. Other names are ignored;
+/// The progress message for `values`: `policy_loss`, `value_loss`, `reward`, `score`,
+/// `kl_divergence`, `advantage` and `entropy`, in that order when present, e.g.
+/// `"pl=0.012 vl=0.341 r=0.25 score=0.250 kl=0.500 adv=0.00 ent=5.21"`. Other names are ignored;
 /// a name given twice uses its first value.
 pub fn format_summary(values: &[(&str, f64)]) -> String {
     let mut parts = Vec::with_capacity(SUMMARY_FIELDS.len());
@@ -91,15 +94,16 @@ mod tests {
     fn summary_orders_and_rounds_known_metrics() {
         let values = [
             ("entropy", 5.2071),
-            ("kl", 0.5),
+            ("kl_divergence", 0.5),
             ("advantage", -0.001),
             ("reward", 0.25),
+            ("score", 0.2471),
             ("value_loss", 0.3414),
             ("policy_loss", 0.0123),
         ];
         assert_eq!(
             format_summary(&values),
-            "pl=0.012 vl=0.341 r=0.25 adv=-0.00 ent=5.21"
+            "pl=0.012 vl=0.341 r=0.25 score=0.247 kl=0.500 adv=-0.00 ent=5.21"
         );
     }
 

@@ -86,10 +86,30 @@ fn resolve_config(
     }
     let mut notes = Vec::new();
     if !changed.is_empty() {
+        let (old, new) = (
+            toml::Value::try_from(&original)?,
+            toml::Value::try_from(&resolved.raw)?,
+        );
+        let shown: Vec<String> = changed
+            .iter()
+            .map(|k| format!("{k} ({} → {})", value_at(&old, k), value_at(&new, k)))
+            .collect();
         notes.push(format!(
             "resuming with changed settings: {}",
-            changed.join(", ")
+            shown.join(", ")
         ));
+        if changed
+            .iter()
+            .any(|k| k == "max_steps" || k == "training.num_epochs")
+        {
+            notes.push(
+                "the run's length changed: the learning-rate schedules are re-planned over the \
+                 new length, so the learning rate continues from where the new plan is at this \
+                 step, not along the old curve; for a clean run of the new length start over \
+                 with --resume never --overwrite"
+                    .into(),
+            );
+        }
     }
     Ok((resolved, Some((dir.to_path_buf(), loaded, notes))))
 }
@@ -130,7 +150,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         for note in &notes {
             warn!("{note}");
         }
-        info!(checkpoint = %dir.display(), step = loaded.state.global_step, "resuming");
+        info!(
+            "resuming: restored from step {} ({})",
+            loaded.state.global_step,
+            dir.display()
+        );
         (dir, loaded)
     });
     session::save_config(&run, &resolved, &shape, &fit)?;
@@ -210,4 +234,11 @@ fn critic_origin(raw: &crate::config::RawConfig) -> String {
     } else {
         "critic = policy backbone + value head".into()
     }
+}
+
+/// The value at dotted `key` of `config`, as TOML writes it ("unset" when absent).
+fn value_at(config: &toml::Value, key: &str) -> String {
+    key.split('.')
+        .try_fold(config, |v, part| v.get(part))
+        .map_or_else(|| "unset".into(), ToString::to_string)
 }

@@ -50,7 +50,7 @@ fn fresh_output_dir(dir: PathBuf, overwrite: bool, notes: &mut Vec<String>) -> R
         if !overwrite {
             bail!(
                 "output directory {} is not empty; choose another --output-dir, resume it with \
-                 --resume auto, or pass --overwrite to start over there",
+                 --resume auto, or start over there with --resume never --overwrite",
                 dir.display()
             );
         }

@@ -358,12 +358,15 @@ pub fn train_loop(
     if s.state.stopped.is_some() || s.state.global_step >= total {
         info!(
             step = s.state.global_step,
-            "the run is already complete{}",
+            "the run is already complete{} at iteration {} of {total}: nothing to do. To train \
+             further pass a larger --max-steps (the learning-rate schedules are then re-planned \
+             over the new length); to start over: --resume never --overwrite",
             s.state
                 .stopped
                 .as_ref()
                 .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            s.state.global_step
         );
         return Ok(None);
     }
@@ -402,10 +405,8 @@ pub fn train_loop(
             info!(
                 step,
                 sample = %format!("{:?} → {:?}", rollout.samples[0].prompt, rollout.responses[0]),
-                "{} score={:.3} kl={:.4} lr={:.2e}",
+                "{} lr={:.2e}",
                 format_summary(&metrics.as_pairs()),
-                metrics.get("score").unwrap_or(f64::NAN),
-                metrics.get("kl_divergence").unwrap_or(f64::NAN),
                 metrics.get("learning_rate").unwrap_or(f64::NAN),
             );
         }
@@ -451,7 +452,11 @@ pub fn train_loop(
             match s.state.early_stopping.observe(step, reward) {
                 StopDecision::Improved { previous } => {
                     improved = true;
-                    info!(step, eval_reward = reward, previous = ?previous, "new best eval_reward");
+                    let previous = previous.map_or("none".into(), |p| format!("{p:.4}"));
+                    info!(
+                        step,
+                        "new best eval_reward {reward:.4} (previous best {previous})"
+                    );
                 }
                 StopDecision::NoImprovement { bad_evals } => info!(
                     step,
@@ -520,11 +525,13 @@ pub fn train_loop(
         .collect();
     let tail = &scores[scores.len().saturating_sub(10)..];
     info!(
-        first_score = scores.first().copied().unwrap_or(f64::NAN),
-        last10_mean_score = tail.iter().sum::<f64>() / tail.len().max(1) as f64,
-        best_eval_reward = s.state.early_stopping.best.unwrap_or(f64::NAN),
         final_dir = %final_dir.display(),
-        "training finished"
+        "training finished: score {:.4} at the first iteration, {:.4} over the last {}; best \
+         eval_reward {:.4}",
+        scores.first().copied().unwrap_or(f64::NAN),
+        tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+        tail.len(),
+        s.state.early_stopping.best.unwrap_or(f64::NAN),
     );
     if raw.plots {
         match ppo_log::plot_file(&s.run.metrics_file(), s.run.root()) {
