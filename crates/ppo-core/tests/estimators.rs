@@ -1,5 +1,6 @@
 //! Every advantage estimator trains the policy: on the letters task the score rises within
-//! a short seeded run, with the critic-free estimators building no critic.
+//! a short seeded run (PPO with GAE as the reference), the critic-free estimators building no
+//! critic.
 
 use burn::tensor::Device;
 use ppo_core::{
@@ -95,6 +96,11 @@ fn assert_rises(case: &str, scores: &[f64]) {
         last > first + 0.08,
         "{case}: score went from {first:.3} to {last:.3}: {scores:?}"
     );
+}
+
+#[test]
+fn ppo_with_gae_raises_the_reward() {
+    assert_rises("gae", &scores(config(AdvantageEstimator::Gae), 35, 3e-3));
 }
 
 #[test]

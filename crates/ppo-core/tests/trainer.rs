@@ -1,10 +1,9 @@
-//! PPO update properties: ratio 1 at the start, accumulation equivalence, learning.
+//! PPO update properties: ratio 1 at the start, accumulation equivalence, reward shaping,
+//! dynamic sampling, truncated responses (learning: `estimators.rs`).
 
 use burn::tensor::Device;
-use ppo_core::{CharMatchReward, KlConfig, KlEstimator, PpoConfig, PpoTrainer, letters_task};
-use ppo_models::{
-    ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel, to_f32_vec,
-};
+use ppo_core::{CharMatchReward, PpoConfig, PpoTrainer, letters_task};
+use ppo_models::{ByteTokenizer, CausalLm, Rng, TransformerConfig, ValueModel, to_f32_vec};
 use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 mod common;
@@ -159,66 +158,6 @@ fn rollout_shapes_rewards_with_kl_and_score_on_the_last_token() {
     }
     // the reference is the initial policy: KL is 0 before any update
     assert!(rollout.kl.iter().all(|k| k.abs() < 1e-6));
-}
-
-#[test]
-fn a_short_seeded_run_raises_the_reward_on_the_letters_task() {
-    let cfg = PpoConfig {
-        batch_size: 16,
-        group_size: 4,
-        ppo_epochs: 4,
-        mini_batch_size: 32,
-        kl: KlConfig {
-            estimator: KlEstimator::K1,
-            coef: 0.01,
-            target: None,
-            horizon: 10_000.0,
-            in_loss: false,
-        },
-        sampling: SamplingConfig {
-            max_new_tokens: 6,
-            temperature: 1.0,
-            ..Default::default()
-        },
-        ..config()
-    };
-    let device = Device::flex();
-    let model_config = TransformerConfig {
-        hidden_size: 64,
-        intermediate_size: 128,
-        head_dim: 16,
-        ..TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE)
-    };
-    let mut rng = Rng::new(42);
-    let policy = CausalLm::init(&model_config, &mut rng, &device);
-    let critic = Some(ValueModel::from_backbone(policy.backbone(), &mut rng));
-    let mut t = PpoTrainer::new(cfg, policy, critic, schedule(3e-3), schedule(3e-3), rng).unwrap();
-    let samples = letters_task(16 * 35, 3);
-    let mut scores = Vec::new();
-    for batch in samples.chunks(16) {
-        let (_, metrics) = t
-            .step(batch, &ByteTokenizer, &mut CharMatchReward::default())
-            .unwrap();
-        for name in [
-            "policy_loss",
-            "value_loss",
-            "entropy",
-            "kl_divergence",
-            "approx_kl",
-        ] {
-            assert!(
-                metrics.get(name).unwrap().is_finite(),
-                "{name} is not finite"
-            );
-        }
-        scores.push(metrics.get("score").unwrap());
-    }
-    let first: f64 = scores[..5].iter().sum::<f64>() / 5.0;
-    let last: f64 = scores[scores.len() - 5..].iter().sum::<f64>() / 5.0;
-    assert!(
-        last > first + 0.08,
-        "score went from {first:.3} to {last:.3}: {scores:?}"
-    );
 }
 
 #[test]
