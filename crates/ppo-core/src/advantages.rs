@@ -68,6 +68,11 @@ pub fn masked_mean_var(values: &[f32], mask: &[bool]) -> (f64, f64) {
 /// invalid entries become 0.
 pub fn whiten(values: &[f32], mask: &[bool]) -> Vec<f32> {
     let (mean, var) = masked_mean_var(values, mask);
+    whiten_with(values, mask, mean, var)
+}
+
+/// (x − mean)/√(var + 1e-8) on the valid entries, 0 on the others.
+pub(crate) fn whiten_with(values: &[f32], mask: &[bool], mean: f64, var: f64) -> Vec<f32> {
     let inv_std = 1.0 / (var + 1e-8).sqrt();
     values
         .iter()

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::advantages::{masked_mean_var, whiten_with};
+
 /// `advantage_estimator`: where the advantage of a token comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -148,28 +150,10 @@ pub fn discounted_returns(
 /// verl's `masked_whiten` does for REINFORCE++; invalid entries become 0. A single valid
 /// entry becomes 0.
 pub fn whiten_unbiased(values: &[f32], mask: &[bool]) -> Vec<f32> {
-    let valid: Vec<f64> = values
-        .iter()
-        .zip(mask)
-        .filter(|(_, m)| **m)
-        .map(|(v, _)| f64::from(*v))
-        .collect();
-    if valid.is_empty() {
-        return vec![0.0; values.len()];
-    }
-    let (mean, std) = mean_std_unbiased(&valid);
-    let inv = 1.0 / (std * std + 1e-8).sqrt();
-    values
-        .iter()
-        .zip(mask)
-        .map(|(&v, &m)| {
-            if m {
-                ((f64::from(v) - mean) * inv) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
+    let (mean, var) = masked_mean_var(values, mask);
+    let n = mask.iter().filter(|&&m| m).count() as f64;
+    let unbiased = if n >= 2.0 { var * n / (n - 1.0) } else { 0.0 };
+    whiten_with(values, mask, mean, unbiased)
 }
 
 /// Advantages `[rows, R]` of a critic-free `estimator` from per-token `rewards` (the score at

@@ -327,7 +327,6 @@ pub fn generate<'a>(
     rng: &mut Rng,
 ) -> Generation {
     let stop = stop.into();
-    let mut responses: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     let batch = left_pad(prompts, pad_id);
     let (b, p) = (batch.batch_size, batch.seq_len);
     let mut rows: Vec<Vec<u32>> = batch
@@ -366,11 +365,13 @@ pub fn generate<'a>(
                 (pad_id, 0.0, false)
             } else {
                 let (token, logprob) = sample_token(&last[row], config, rng);
-                responses[row].push(token);
-                finished[row] = stop.ends(&responses[row]);
                 (token, logprob, true)
             };
             rows[row].push(token);
+            if real {
+                // An unfinished row's response has no padding yet: it is all after the prompt.
+                finished[row] = stop.ends(&rows[row][p..]);
+            }
             masks[row].push(real);
             logprobs[row].push(logprob);
             response_mask[row].push(real);

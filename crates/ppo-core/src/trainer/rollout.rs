@@ -180,7 +180,7 @@ struct Round {
 
 impl Round {
     /// Keeps the groups (of `group_size` rows) for which `keep` holds.
-    fn retain_groups(self, group_size: usize, keep: &[bool], pad_id: u32) -> Round {
+    fn retain_groups(self, group_size: usize, keep: &[bool]) -> Round {
         let rows: Vec<usize> = (0..self.generation.batch_size)
             .filter(|r| keep[r / group_size])
             .collect();
@@ -188,7 +188,7 @@ impl Round {
             rows: rows.iter().map(|&r| self.rows[r].clone()).collect(),
             responses: rows.iter().map(|&r| self.responses[r].clone()).collect(),
             scores: rows.iter().map(|&r| self.scores[r]).collect(),
-            generation: select_rows(&self.generation, &rows, pad_id),
+            generation: select_rows(&self.generation, &rows),
             prompts_truncated: self.prompts_truncated,
             reward_metrics: self.reward_metrics,
         }
@@ -196,9 +196,9 @@ impl Round {
 }
 
 /// The rows `rows` of `g`, in that order.
-fn select_rows(g: &Generation, rows: &[usize], pad_id: u32) -> Generation {
+fn select_rows(g: &Generation, rows: &[usize]) -> Generation {
     let (l, r) = (g.seq_len(), g.response_len);
-    let out = Generation {
+    Generation {
         batch_size: rows.len(),
         prompt_len: g.prompt_len,
         response_len: r,
@@ -207,9 +207,7 @@ fn select_rows(g: &Generation, rows: &[usize], pad_id: u32) -> Generation {
         response_mask: gather(&g.response_mask, r, rows),
         logprobs: gather(&g.logprobs, r, rows),
         finished: rows.iter().map(|&i| g.finished[i]).collect(),
-    };
-    // Re-pad to the longest kept response.
-    Generation::concat(vec![out], pad_id)
+    }
 }
 
 /// The rows of `rounds` in order, at most `max_rows` of them. Counts (prompts truncated, the
@@ -239,7 +237,7 @@ fn join_rounds(rounds: Vec<Round>, max_rows: usize, pad_id: u32) -> Round {
         responses.truncate(max_rows);
         scores.truncate(max_rows);
         let first: Vec<usize> = (0..max_rows).collect();
-        generation = select_rows(&generation, &first, pad_id);
+        generation = select_rows(&generation, &first);
     }
     Round {
         rows,
@@ -300,7 +298,7 @@ impl PpoTrainer {
                 filtered_groups += keep.len() - informative;
                 if informative > 0 {
                     groups += informative;
-                    kept.push(round.retain_groups(group_size, &keep, tokenizer.pad_id()));
+                    kept.push(round.retain_groups(group_size, &keep));
                 } else {
                     fallback = Some(round);
                 }

@@ -85,16 +85,13 @@ impl PpoTrainer {
                     &lengths,
                     cfg.sampling.max_new_tokens,
                 );
-                let mut token_weight = vec![0.0f32; g.batch_size * r];
-                for (&row, &w) in minibatch.iter().zip(&row_weight) {
-                    for i in row * r..(row + 1) * r {
-                        token_weight[i] = mask_f[i] * w as f32;
-                    }
-                }
                 let mut acc_policy = GradientsAccumulator::<CausalLm>::new();
                 let mut acc_critic = GradientsAccumulator::<ValueModel>::new();
                 let mut mb_stats = TokenStats::empty();
-                for micro in minibatch.chunks(micro_size) {
+                for (micro, micro_weight) in minibatch
+                    .chunks(micro_size)
+                    .zip(row_weight.chunks(micro_size))
+                {
                     let n = micro.len();
                     let ids = gather(&g.sequences, l, micro);
                     let attn = gather(&g.attention_mask, l, micro);
@@ -104,7 +101,16 @@ impl PpoTrainer {
                     let (logp, entropy) = response_logprobs(logits, &resp, p, temperature);
                     let rows = |v: &[f32]| tensor2(gather(v, r, micro), n, r, d);
                     let mask_t = rows(&mask_f);
-                    let weight = rows(&token_weight);
+                    let token_weight: Vec<f32> = micro
+                        .iter()
+                        .zip(micro_weight)
+                        .flat_map(|(&row, &w)| {
+                            mask_f[row * r..(row + 1) * r]
+                                .iter()
+                                .map(move |m| m * w as f32)
+                        })
+                        .collect();
+                    let weight = tensor2(token_weight, n, r, d);
                     let pl = policy_loss(
                         logp.clone(),
                         rows(&rollout.old_logprobs),
