@@ -11,6 +11,10 @@ use std::time::Duration;
 use ppo_log::{Tracker, TrackingConfig, TrackingSummary, flatten_params};
 use serde_json::{Value, json};
 
+#[path = "support/skip.rs"]
+mod skip;
+use skip::report_skip;
+
 const BASE_TIMESTAMP_MS: i64 = 1_700_000_000_000;
 
 /// `PPO_RS_MLFLOW` if set (it must then exist), else `mlflow` on `PATH`.
@@ -306,23 +310,4 @@ fn tracker_logs_runs_to_a_real_mlflow_server() {
     // Show the tracker's warnings with the test output.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     run_against(&mlflow);
-}
-
-/// Says that `test` did not run and why: on stdout, and as a line of the file named by
-/// `PPO_RS_SKIPPED` when set (`.ci/run` prints that file's lines at the end, so a green run
-/// shows what it did not check).
-fn report_skip(test: &str, reason: &str) {
-    println!("SKIPPED {test}: {reason}");
-    if let Some(path) = std::env::var_os("PPO_RS_SKIPPED").filter(|p| !p.is_empty()) {
-        use std::io::Write;
-        let line = format!("{test}: {reason}\n");
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = appended {
-            panic!("cannot record the skip in {}: {e}", path.to_string_lossy());
-        }
-    }
 }

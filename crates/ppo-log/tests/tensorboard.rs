@@ -6,36 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::{DateTime, Utc};
 use ppo_log::{CONFIG_TEXT_TAG, EventFileWriter, FILE_VERSION, MetricsRecord, RecordKind};
 
-/// What TensorBoard's reader saw in a directory (see `scripts/read_tensorboard.py`).
-#[derive(Debug, serde::Deserialize)]
-struct Seen {
-    files: Vec<String>,
-    file_versions: Vec<String>,
-    /// Values as TensorBoard's 32-bit floats; `None` for NaN and infinities.
-    scalars: BTreeMap<String, Vec<(u64, Option<f64>)>>,
-    texts: BTreeMap<String, Vec<(u64, String)>>,
-    raw_counts: BTreeMap<String, u64>,
-}
+#[path = "support/skip.rs"]
+mod skip;
+use skip::report_skip;
 
-fn read_with_tensorboard(python: &Path, dir: &Path) -> Seen {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/read_tensorboard.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(dir)
-        .output()
-        .expect("the TensorBoard python runs");
-    assert!(
-        out.status.success(),
-        "read_tensorboard.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("read_tensorboard.py prints JSON")
-}
+#[path = "support/tensorboard_reader.rs"]
+mod tensorboard_reader;
+use tensorboard_reader::{Seen, read_with_tensorboard};
 
 fn record(kind: RecordKind, step: u64, values: &[(&str, f64)]) -> MetricsRecord {
     MetricsRecord {
@@ -152,22 +133,4 @@ fn tensorboard_python() -> Option<PathBuf> {
     std::env::var_os("PPO_RS_TENSORBOARD_PYTHON")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-}
-
-/// Says that `test` did not run and why: on stdout, and as a line of the file named by
-/// `PPO_RS_SKIPPED` when set (`.ci/run` prints that file's lines at the end).
-fn report_skip(test: &str, reason: &str) {
-    println!("SKIPPED {test}: {reason}");
-    if let Some(path) = std::env::var_os("PPO_RS_SKIPPED").filter(|p| !p.is_empty()) {
-        use std::io::Write;
-        let line = format!("{test}: {reason}\n");
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = appended {
-            panic!("cannot record the skip in {}: {e}", path.to_string_lossy());
-        }
-    }
 }

@@ -21,6 +21,10 @@ use ppo_models::{
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
 
+#[path = "../../ppo-log/tests/support/skip.rs"]
+mod skip;
+use skip::report_skip;
+
 /// An unpadded batch for logits and values (no id is 0, the pad id of the critic).
 const INPUT_IDS: [[u32; 8]; 2] = [[5, 17, 42, 8, 23, 61, 3, 30], [12, 7, 55, 40, 2, 19, 33, 9]];
 /// Prompts of different lengths, left-padded for generation.
@@ -849,23 +853,4 @@ fn exported_models_match_transformers() {
         script.display(),
         output.status
     );
-}
-
-/// Says that `test` did not run and why: on stdout, and as a line of the file named by
-/// `PPO_RS_SKIPPED` when set (`.ci/run` prints that file's lines at the end, so a green run
-/// shows what it did not check).
-fn report_skip(test: &str, reason: &str) {
-    println!("SKIPPED {test}: {reason}");
-    if let Some(path) = std::env::var_os("PPO_RS_SKIPPED").filter(|p| !p.is_empty()) {
-        use std::io::Write;
-        let line = format!("{test}: {reason}\n");
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = appended {
-            panic!("cannot record the skip in {}: {e}", path.to_string_lossy());
-        }
-    }
 }
