@@ -18,6 +18,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
 use ppo_ckpt::CheckpointMeta;
 use ppo_core::{DataOrder, EarlyStopping, PpoTrainer, TrainerState};
 use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
@@ -160,16 +161,16 @@ pub fn load_critic(dir: &Path, critic: Option<ValueModel>) -> Result<Option<Valu
 pub fn restore_trainer(dir: &Path, trainer: &mut PpoTrainer, state: TrainerState) -> Result<()> {
     let policy: CausalLm =
         ppo_ckpt::load_module(trainer.policy().clone(), &dir.join("policy/model.bpk"))?;
-    let device = trainer.device().clone();
-    let optim = |name: &str| -> Result<ppo_core::OptimizerTensors> {
-        let pack = ppo_ckpt::load_tensors(&dir.join(format!("optimizer/{name}.bpk")), &device)?;
+    // Each optimiser's moments go to its model's device.
+    let optim = |name: &str, device: &Device| -> Result<ppo_core::OptimizerTensors> {
+        let pack = ppo_ckpt::load_tensors(&dir.join(format!("optimizer/{name}.bpk")), device)?;
         Ok((pack.tensors, pack.scalars))
     };
     let critic = match trainer.critic() {
-        Some(critic) => Some((critic.clone(), optim("critic")?)),
+        Some(critic) => Some((critic.clone(), optim("critic", trainer.critic_device())?)),
         None => None,
     };
-    let policy_optim = optim("policy")?;
+    let policy_optim = optim("policy", trainer.device())?;
     trainer
         .restore(state, policy, critic, policy_optim)
         .with_context(|| format!("failed to restore the trainer from {}", dir.display()))

@@ -137,7 +137,7 @@ pub fn load_checkpoint_models(
     let name = format!("{}/config.toml", dir.display());
     let raw = config::load_raw(Some((&snapshot, &name)), None, &[])?;
     let model = config::model_config(&raw)?;
-    let built = models::build(&raw, &model, device)?;
+    let built = models::build(&raw, &model, device, device)?;
     let initial_policy = keep_initial.then(|| built.policy.clone());
     // Without the initial policy the loads replace the only copy, one parameter at a time.
     let policy = ppo_ckpt::load_module(built.policy, &dir.join("policy/model.bpk"))?;

@@ -20,9 +20,18 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// `ppo-cli --version`: the version, the backends built in and the commit.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nbackends: ",
+    device::backends!(),
+    "\ncommit: ",
+    env!("PPO_RS_GIT_COMMIT")
+);
+
 /// Fine-tune causal language models with PPO from a reward signal.
 #[derive(Parser, Debug)]
-#[command(name = "ppo-cli", version, about)]
+#[command(name = "ppo-cli", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -76,8 +76,14 @@ pub fn check_vocab(
     Ok(())
 }
 
-/// Policy, critic and tokenizer as `[model]` describes them; `model` is the resolved shape.
-pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Result<Models> {
+/// Policy (on `device`), critic (on `critic_device`) and tokenizer as `[model]` describes
+/// them; `model` is the resolved shape.
+pub fn build(
+    raw: &RawConfig,
+    model: &TransformerConfig,
+    device: &Device,
+    critic_device: &Device,
+) -> Result<Models> {
     let m = &raw.model;
     let mut rng = Rng::new(raw.seed);
     let tokenizer = policy_tokenizer(raw, prompt_format(raw))?;
@@ -102,7 +108,7 @@ pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Res
         None
     } else if !m.critic.is_empty() {
         Some(
-            load_critic(Path::new(&m.critic), &mut rng, device).with_context(|| {
+            load_critic(Path::new(&m.critic), &mut rng, critic_device).with_context(|| {
                 format!("cannot load the critic `model.critic` = {:?}", m.critic)
             })?,
         )
@@ -115,15 +121,20 @@ pub fn build(raw: &RawConfig, model: &TransformerConfig, device: &Device) -> Res
                 m.reward
             );
         }
-        let (_, reward_model) = hf::load_value_model(&m.reward, device).with_context(|| {
-            format!(
-                "cannot load `model.reward` = {:?} for critic_init",
-                m.reward
-            )
-        })?;
+        let (_, reward_model) =
+            hf::load_value_model(&m.reward, critic_device).with_context(|| {
+                format!(
+                    "cannot load `model.reward` = {:?} for critic_init",
+                    m.reward
+                )
+            })?;
         Some(ValueModel::from_backbone(reward_model.backbone(), &mut rng))
     } else {
-        Some(ValueModel::from_backbone(policy.backbone(), &mut rng))
+        // Initialised from the policy's weights, then moved (f32 copies across devices).
+        Some(burn::module::Module::to_device(
+            ValueModel::from_backbone(policy.backbone(), &mut rng),
+            critic_device,
+        ))
     };
     if let Some(critic) = &critic {
         check_vocab(

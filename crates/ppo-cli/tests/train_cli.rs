@@ -2,122 +2,14 @@
 //! refused config changes, early stopping, retention, epoch exports, crash safety.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use ppo_log::{MetricsRecord, RecordKind, read_metrics};
+use ppo_log::RecordKind;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ppo-cli");
+#[path = "support/run.rs"]
+mod run;
 
-/// A tiny, fast run: 4 prompts × 2 samples per iteration, 4 iterations per epoch (18 training
-/// prompts, 2 held out), 3 epochs, evaluation and checkpoints every 2 iterations.
-fn tiny_args() -> Vec<String> {
-    [
-        "model.hidden_size=32",
-        "model.intermediate_size=64",
-        "model.num_hidden_layers=1",
-        "model.head_dim=8",
-        "data.num_samples=20",
-        "training.num_epochs=3",
-        "eval.eval_split=0.1",
-        "eval.eval_every_n_steps=2",
-        "training.batch_size=4",
-        "training.group_size=2",
-        "training.ppo_epochs=2",
-        "training.mini_batch_size=4",
-        "training.gradient_accumulation_steps=2",
-        "training.warmup_steps=2",
-        "generation.max_new_tokens=4",
-        "checkpoint.save_every_n_steps=2",
-        "checkpoint.keep_last_n=0",
-        "plots=false",
-    ]
-    .iter()
-    .flat_map(|s| ["--set".to_string(), s.to_string()])
-    .collect()
-}
-
-fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("train")
-        .arg("--output-dir")
-        .arg(out)
-        .args(tiny_args())
-        .args(extra)
-        .stdin(Stdio::null())
-        .env("NO_COLOR", "1");
-    cmd.output().expect("ppo-cli runs")
-}
-
-/// Stdout and stderr of `out`, which must have succeeded (`success`) or failed.
-fn expect(out: Output, success: bool) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        out.status.success(),
-        success,
-        "ppo-cli exit status:\n{text}"
-    );
-    text
-}
-
-fn ok(out: Output) -> String {
-    expect(out, true)
-}
-
-fn failed(out: Output) -> String {
-    expect(out, false)
-}
-
-/// A record's kind, step and the bits of its values.
-type RecordBits = (RecordKind, u64, Vec<(String, u64)>);
-
-/// Records with the values that are functions of the computation (no clocks, no memory).
-fn deterministic(records: &[MetricsRecord]) -> Vec<RecordBits> {
-    records
-        .iter()
-        .map(|r| {
-            let values = r
-                .values
-                .iter()
-                .filter(|(k, _)| {
-                    !(k.starts_with("time/")
-                        || k == "tokens_per_second"
-                        || k.ends_with("memory_mib")
-                        || k == "memory_rss_mib")
-                })
-                .map(|(k, v)| (k.clone(), v.to_bits()))
-                .collect();
-            (r.kind, r.step, values)
-        })
-        .collect()
-}
-
-fn metrics(run: &Path) -> Vec<MetricsRecord> {
-    read_metrics(run.join("logs/metrics.jsonl")).unwrap()
-}
-
-fn step_dirs(run: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Bits of the final policy's logits on a probe sequence.
-fn final_logits(run: &Path) -> Vec<u32> {
-    let device = burn::tensor::Device::flex();
-    let (_, policy) = ppo_models::hf::load_causal_lm(run.join("final/policy"), &device).unwrap();
-    let probe = [256u32, 87, 114, 105, 116, 101];
-    ppo_models::to_f32_vec(policy.forward(&probe, &[true; 6], 1, None))
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
-}
+use run::*;
 
 #[test]
 fn stopped_and_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
@@ -664,4 +556,22 @@ fn plot_and_clean_checkpoints_work_from_the_binary_alone() {
         text.contains("run directory no/such/run does not exist"),
         "{text}"
     );
+}
+
+#[test]
+fn version_names_the_backends_built_in() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let text = ok(out);
+    assert!(text.starts_with("ppo-cli "), "{text}");
+    let backends = text
+        .lines()
+        .find(|l| l.starts_with("backends: "))
+        .unwrap_or_else(|| panic!("no backends line in {text}"));
+    assert!(backends.contains("flex"), "{backends}");
+    assert_eq!(
+        backends.contains("tch:cuda:N (LibTorch)"),
+        cfg!(feature = "tch"),
+        "{backends}"
+    );
+    assert!(text.contains("commit: "), "{text}");
 }

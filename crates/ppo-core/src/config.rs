@@ -133,6 +133,10 @@ pub struct PpoConfig {
     /// Recompute memory-bound activations in the backward pass instead of keeping them.
     #[serde(default)]
     pub gradient_checkpointing: bool,
+    /// Optimiser steps skipped in a row (a NaN or infinite loss or gradient) before the
+    /// update fails with [`CoreError::TooManySkippedSteps`](crate::CoreError).
+    #[serde(default = "default_max_consecutive_skips")]
+    pub max_consecutive_skips: usize,
     /// Subtracted from the score of a response that never produced EOS.
     pub missing_eos_penalty: Option<f64>,
     /// Scores are clipped to ±this.
@@ -150,6 +154,11 @@ pub struct PpoConfig {
     /// Estimator, loss aggregation and the GRPO/DAPO variants.
     #[serde(default)]
     pub algorithm: AlgorithmConfig,
+}
+
+/// [`PpoConfig::max_consecutive_skips`] when a serialised config predates it.
+pub fn default_max_consecutive_skips() -> usize {
+    10
 }
 
 impl PpoConfig {
@@ -183,6 +192,7 @@ impl PpoConfig {
             ),
             (F::ForwardBatchSize, self.forward_batch_size),
             (F::MaxNewTokens, self.sampling.max_new_tokens),
+            (F::MaxConsecutiveSkips, self.max_consecutive_skips),
         ] {
             if value == 0 {
                 return bad(field, "must be at least 1".into());
@@ -358,6 +368,7 @@ pub enum PpoField {
     OverlongBufferLen,
     OverlongPenaltyFactor,
     MaxSamplingRounds,
+    MaxConsecutiveSkips,
     Beta1(Role),
     Beta2(Role),
     Eps(Role),
@@ -399,6 +410,7 @@ impl std::fmt::Display for PpoField {
             Self::OverlongBufferLen => f.write_str("algorithm.overlong_buffer_len"),
             Self::OverlongPenaltyFactor => f.write_str("algorithm.overlong_penalty_factor"),
             Self::MaxSamplingRounds => f.write_str("algorithm.max_sampling_rounds"),
+            Self::MaxConsecutiveSkips => f.write_str("max_consecutive_skips"),
             Self::Beta1(r) => write!(f, "{}.beta1", optimizer(r)),
             Self::Beta2(r) => write!(f, "{}.beta2", optimizer(r)),
             Self::Eps(r) => write!(f, "{}.eps", optimizer(r)),

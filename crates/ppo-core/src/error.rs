@@ -35,6 +35,18 @@ pub enum CoreError {
         /// Whether a critic was given.
         given: bool,
     },
+    /// Optimiser steps were skipped `count` times in a row for a NaN or infinite loss or
+    /// gradient.
+    #[error(
+        "{count} optimiser steps in a row were skipped for a NaN or infinite loss or gradient \
+         (max_consecutive_skips = {count}); the weights were left as they were before them. \
+         Lower the learning rate or max_grad_norm, check the reward for extreme scores, or \
+         resume from an earlier checkpoint"
+    )]
+    TooManySkippedSteps {
+        /// Steps skipped in a row.
+        count: usize,
+    },
     /// A batch had no prompt.
     #[error("empty prompt batch")]
     EmptyBatch,

@@ -165,21 +165,27 @@ impl TokenStats {
     ) -> Self {
         let padding = mask.clone().equal_elem(0.0);
         let masked_sum = |t: Tensor<2>| (t * mask.clone()).sum();
+        // The value terms live on the critic's device, which may not be the policy's: their
+        // sums are taken there and the two numbers brought over.
+        let device = mask.device();
+        let value_sums = value.map(|v| {
+            let mask = mask.clone().to_device(&v.loss.device());
+            (
+                v.loss.clone().detach().sum().to_device(&device),
+                (v.clipped.clone() * mask).sum().to_device(&device),
+            )
+        });
         let log_ratio = policy.log_ratio.clone();
         let sums = Tensor::cat(
             vec![
                 mask.clone().sum(),
                 policy.loss.clone().detach().sum(),
-                value.map_or_else(
-                    || mask.clone().sum().zeros_like(),
-                    |v| v.loss.clone().detach().sum(),
-                ),
+                value_sums
+                    .as_ref()
+                    .map_or_else(|| mask.clone().sum().zeros_like(), |(loss, _)| loss.clone()),
                 masked_sum(entropy.detach()),
                 masked_sum(policy.clipped.clone()),
-                value.map_or_else(
-                    || mask.clone().sum().zeros_like(),
-                    |v| masked_sum(v.clipped.clone()),
-                ),
+                value_sums.map_or_else(|| mask.clone().sum().zeros_like(), |(_, clipped)| clipped),
                 masked_sum(policy.dual_clipped.clone()),
                 masked_sum(log_ratio.clone() * log_ratio * 0.5),
                 masked_sum(policy.ratio.clone()),

@@ -42,10 +42,13 @@ fn config() -> PpoConfig {
 }
 
 fn trainer(config: PpoConfig) -> PpoTrainer {
-    let device = Device::flex();
+    trainer_on(config, &Device::flex())
+}
+
+fn trainer_on(config: PpoConfig, device: &Device) -> PpoTrainer {
     let model_config = TransformerConfig::tiny(ByteTokenizer::VOCAB_SIZE);
     let mut rng = Rng::new(11);
-    let policy = CausalLm::init(&model_config, &mut rng, &device);
+    let policy = CausalLm::init(&model_config, &mut rng, device);
     let critic = config
         .has_critic()
         .then(|| ValueModel::from_backbone(policy.backbone(), &mut rng));
@@ -92,8 +95,12 @@ fn step(t: &mut PpoTrainer, i: usize) -> Vec<(String, u64)> {
 /// Saves after two steps, takes three more; a trainer rebuilt from the seed and restored from
 /// the files takes the same three steps bit for bit.
 fn check_resume(config: PpoConfig) {
+    check_resume_on(config, &Device::flex());
+}
+
+fn check_resume_on(config: PpoConfig, device: &Device) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = trainer(config.clone());
+    let mut a = trainer_on(config.clone(), device);
     for i in 0..2 {
         step(&mut a, i);
     }
@@ -112,7 +119,7 @@ fn check_resume(config: PpoConfig) {
     // a new process: everything rebuilt from the seed, then overwritten from the files
     let state: ppo_core::TrainerState =
         serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
-    let mut b = trainer(config);
+    let mut b = trainer_on(config, device);
     let policy = b
         .policy()
         .clone()
@@ -130,6 +137,18 @@ fn check_resume(config: PpoConfig) {
 #[test]
 fn restored_trainer_continues_bit_for_bit() {
     check_resume(config());
+}
+
+/// LibTorch's CPU kernels are deterministic for a given thread count: resume is exact there
+/// too (with and without a critic).
+#[cfg(feature = "tch")]
+#[test]
+fn restored_trainer_continues_bit_for_bit_on_libtorch() {
+    #[allow(deprecated)]
+    let device = Device::libtorch();
+    check_resume_on(config(), &device);
+    let grpo = common::with_estimator(config(), ppo_core::AdvantageEstimator::Grpo);
+    check_resume_on(grpo, &device);
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn ratio_is_exactly_one_on_the_first_minibatch() {
         let rollout = t
             .rollout(&samples, &ByteTokenizer, &mut CharMatchReward::default())
             .unwrap();
-        let stats = t.update(&rollout);
+        let stats = t.update(&rollout).unwrap();
         let first = stats.minibatches[0];
         assert!(first.tokens > 0.0);
         assert_eq!(
@@ -97,7 +97,7 @@ fn check_accumulation(base: PpoConfig, case: &str) {
                 &mut CharMatchReward::default(),
             )
             .unwrap();
-        t.update(&rollout);
+        t.update(&rollout).unwrap();
         let after = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
         let values = t
             .critic()
@@ -255,7 +255,7 @@ fn dynamic_sampling_keeps_only_groups_whose_scores_differ() {
         let response = ppo_models::Tokenizer::decode(&ByteTokenizer, &g.response(row));
         assert_eq!(response, rollout.responses[row]);
     }
-    let stats = t.update(&rollout);
+    let stats = t.update(&rollout).unwrap();
     assert_eq!(stats.minibatches[0].ratio_min, 1.0);
 }
 
@@ -284,11 +284,88 @@ fn mask_truncated_leaves_responses_without_eos_out_of_the_loss() {
             );
         }
     }
-    let stats = t.update(&rollout);
+    let stats = t.update(&rollout).unwrap();
     let loss_tokens: usize = rollout.loss_mask.iter().filter(|&&m| m).count();
     assert_eq!(
         stats.tokens.tokens,
         (loss_tokens * 2) as f64,
         "2 PPO epochs"
     );
+}
+
+/// A rollout of `trainer` on the letters task.
+fn letters_rollout(t: &mut PpoTrainer) -> ppo_core::Rollout {
+    t.rollout(
+        &letters_task(4, 3),
+        &ByteTokenizer,
+        &mut CharMatchReward::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn nan_losses_skip_their_optimiser_steps_and_leave_the_weights_untouched() {
+    let probe: Vec<u32> = vec![ByteTokenizer::BOS, 104, 105, 33];
+    let cfg = PpoConfig {
+        max_consecutive_skips: 10,
+        ..config()
+    };
+    // 8 rows, minibatches of 4, 2 epochs: 4 optimiser steps per update.
+    let mut t = trainer(cfg.clone(), 5);
+    let mut rollout = letters_rollout(&mut t);
+    let before = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
+    let critic_before = to_f32_vec(t.critic().unwrap().forward(&probe, &[true; 4], 1));
+    rollout.advantages.iter_mut().for_each(|a| *a = f32::NAN);
+    let stats = t.update(&rollout).unwrap();
+    assert_eq!(stats.skipped_steps, 4);
+    assert_eq!(t.state().consecutive_skips, 4);
+    let after = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
+    let critic_after = to_f32_vec(t.critic().unwrap().forward(&probe, &[true; 4], 1));
+    assert_eq!(before, after, "no skipped step reached the policy");
+    assert_eq!(critic_before, critic_after, "nor the critic");
+
+    // One poisoned row: only the minibatches holding it (one per epoch) are skipped, the
+    // others update, and a step taken resets the count of skips in a row.
+    let mut t = trainer(cfg.clone(), 5);
+    let mut rollout = letters_rollout(&mut t);
+    let r = rollout.generation.response_len;
+    rollout.returns[3 * r] = f32::INFINITY;
+    let stats = t.update(&rollout).unwrap();
+    assert_eq!(
+        stats.skipped_steps, 2,
+        "an infinite return poisons the value loss"
+    );
+    let after = to_f32_vec(t.policy().forward(&probe, &[true; 4], 1, None));
+    assert!(after.iter().all(|x| x.is_finite()));
+    assert_ne!(before, after, "the clean minibatches updated the policy");
+    assert!(
+        t.state().consecutive_skips <= 1,
+        "the last step was taken, or skipped alone"
+    );
+
+    // Through `step`, the metric says it.
+    let mut t = trainer(cfg, 5);
+    let (_, metrics) = t
+        .step(
+            &letters_task(4, 3),
+            &ByteTokenizer,
+            &mut CharMatchReward::default(),
+        )
+        .unwrap();
+    assert_eq!(metrics.get("skipped_steps"), Some(0.0));
+}
+
+#[test]
+fn too_many_skipped_steps_in_a_row_stop_the_update_with_a_clear_error() {
+    let mut t = trainer(config(), 6); // max_consecutive_skips = 3
+    let mut rollout = letters_rollout(&mut t);
+    rollout.advantages.iter_mut().for_each(|a| *a = f32::NAN);
+    let err = t.update(&rollout).unwrap_err();
+    assert!(
+        matches!(err, ppo_core::CoreError::TooManySkippedSteps { count: 3 }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("max_consecutive_skips = 3"), "{text}");
+    assert!(text.contains("NaN or infinite"), "{text}");
 }

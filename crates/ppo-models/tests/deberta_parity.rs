@@ -78,10 +78,22 @@ fn tokenizer_pairs_match_transformers() {
     }
 }
 
+/// flex, and LibTorch on CPU when built with `tch`: the parity test runs on each.
+fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut devices = vec![("flex", Device::flex())];
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    devices.push(("tch:cpu", Device::libtorch()));
+    devices
+}
+
 #[test]
 fn scores_match_transformers_alone_and_padded() {
-    let device = Device::flex();
-    for case in CASES {
+    for ((backend, device), case) in devices()
+        .into_iter()
+        .flat_map(|d| CASES.map(|case| (d.clone(), case)))
+    {
         let expected = expected(case);
         let (config, model) = hf::load_deberta(fixture(case), &device).unwrap();
         assert_eq!(config.num_labels, 1);
@@ -108,12 +120,12 @@ fn scores_match_transformers_alone_and_padded() {
             let error = relative_error(&logits, &batch.logits);
             assert!(
                 error < REL_TOL,
-                "{case} {side}-padded: relative error {error}"
+                "{case} on {backend}, {side}-padded: relative error {error}"
             );
             batch_errors.push((side, error));
         }
         println!(
-            "{case}: max relative error single {single_error:.2e}, {}",
+            "{case} on {backend}: max relative error single {single_error:.2e}, {}",
             batch_errors
                 .iter()
                 .map(|(s, e)| format!("{s}-padded {e:.2e}"))
@@ -122,7 +134,7 @@ fn scores_match_transformers_alone_and_padded() {
         );
         assert!(
             single_error < REL_TOL,
-            "{case}: relative error {single_error}"
+            "{case} on {backend}: relative error {single_error}"
         );
         // Padding on the right leaves every score as it is alone.
         let right = to_f32_vec({
@@ -137,7 +149,7 @@ fn scores_match_transformers_alone_and_padded() {
         });
         assert!(
             relative_error(&right, &singles) < 1e-5,
-            "{case}: padding changed a score"
+            "{case} on {backend}: padding changed a score"
         );
     }
 }

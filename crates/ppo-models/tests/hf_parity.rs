@@ -21,6 +21,17 @@ const CAUSAL_CASES: [&str; 4] = [
 /// Largest |ours − theirs| allowed, relative to the largest |theirs|.
 const REL_TOL: f32 = 1e-4;
 
+/// The backends this test binary has: flex, and LibTorch on CPU when built with `tch`. The
+/// parity tests run on each.
+fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut devices = vec![("flex", Device::flex())];
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    devices.push(("tch:cpu", Device::libtorch()));
+    devices
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/hf")
@@ -64,8 +75,10 @@ fn differences(ours: &[f32], theirs: &[f32]) -> (f32, f32) {
 
 #[test]
 fn logits_match_transformers() {
-    let device = Device::flex();
-    for name in CAUSAL_CASES {
+    for ((backend, device), name) in devices()
+        .into_iter()
+        .flat_map(|d| CAUSAL_CASES.map(|name| (d.clone(), name)))
+    {
         let (config, model) = hf::load_causal_lm(fixture(name), &device).unwrap();
         assert_eq!(model.config(), &config);
         let expected = expected(name);
@@ -80,15 +93,20 @@ fn logits_match_transformers() {
         );
         assert_eq!(logits.dims()[2], config.vocab_size);
         let (max_diff, rel) = differences(&to_f32_vec(logits), &expected.logits.unwrap());
-        println!("{name}: max |Δlogit| = {max_diff:.3e}, relative {rel:.3e}");
-        assert!(rel <= REL_TOL, "{name}: relative logit difference {rel:e}");
+        println!("{name} on {backend}: max |Δlogit| = {max_diff:.3e}, relative {rel:.3e}");
+        assert!(
+            rel <= REL_TOL,
+            "{name} on {backend}: relative logit difference {rel:e}"
+        );
     }
 }
 
 #[test]
 fn greedy_generation_matches_transformers() {
-    let device = Device::flex();
-    for name in CAUSAL_CASES {
+    for ((backend, device), name) in devices()
+        .into_iter()
+        .flat_map(|d| CAUSAL_CASES.map(|name| (d.clone(), name)))
+    {
         let (config, model) = hf::load_causal_lm(fixture(name), &device).unwrap();
         let gen_case = expected(name).generation.unwrap();
         let sampling = SamplingConfig {
@@ -107,22 +125,51 @@ fn greedy_generation_matches_transformers() {
             &mut Rng::new(0),
         );
         let ours: Vec<Vec<u32>> = (0..out.batch_size).map(|row| out.response(row)).collect();
-        assert_eq!(ours, gen_case.tokens, "{name}");
+        assert_eq!(ours, gen_case.tokens, "{name} on {backend}");
     }
 }
 
 #[test]
 fn value_head_matches_transformers() {
     let name = "qwen2_value_head";
-    let (_, critic) = hf::load_value_model(fixture(name), &Device::flex()).unwrap();
-    let expected = expected(name);
-    let batch = expected.input_ids.len();
-    let ids: Vec<u32> = expected.input_ids.concat();
-    let values = critic.forward(&ids, &vec![true; ids.len()], batch);
-    assert_eq!(values.dims().to_vec(), expected.values_shape.unwrap());
-    let (max_diff, rel) = differences(&to_f32_vec(values), &expected.values.unwrap());
-    println!("{name}: max |Δvalue| = {max_diff:.3e}, relative {rel:.3e}");
-    assert!(rel <= REL_TOL, "{name}: relative value difference {rel:e}");
+    for (backend, device) in devices() {
+        let (_, critic) = hf::load_value_model(fixture(name), &device).unwrap();
+        let expected = expected(name);
+        let batch = expected.input_ids.len();
+        let ids: Vec<u32> = expected.input_ids.concat();
+        let values = critic.forward(&ids, &vec![true; ids.len()], batch);
+        assert_eq!(values.dims().to_vec(), expected.values_shape.unwrap());
+        let (max_diff, rel) = differences(&to_f32_vec(values), &expected.values.unwrap());
+        println!("{name} on {backend}: max |Δvalue| = {max_diff:.3e}, relative {rel:.3e}");
+        assert!(
+            rel <= REL_TOL,
+            "{name} on {backend}: relative value difference {rel:e}"
+        );
+    }
+}
+
+/// flex and LibTorch run the same maths with different kernels: their logits agree far more
+/// closely than either agrees with transformers (f32 summation order only).
+#[cfg(feature = "tch")]
+#[test]
+fn libtorch_and_flex_logits_agree_to_1e_5() {
+    #[allow(deprecated)]
+    let tch = Device::libtorch();
+    for name in CAUSAL_CASES {
+        let (_, on_flex) = hf::load_causal_lm(fixture(name), &Device::flex()).unwrap();
+        let (_, on_tch) = hf::load_causal_lm(fixture(name), &tch).unwrap();
+        // Left padding too: position ids and masks built on each backend.
+        let ids: Vec<u32> = vec![0, 0, 5, 17, 3, 9, 11, 2, 8, 1, 4, 6];
+        let mask: Vec<bool> = ids.iter().enumerate().map(|(i, _)| i >= 2).collect();
+        let a = to_f32_vec(on_flex.forward(&ids, &mask, 2, None));
+        let b = to_f32_vec(on_tch.forward(&ids, &mask, 2, None));
+        let (max_diff, rel) = differences(&b, &a);
+        println!("{name}: tch vs flex max |Δlogit| = {max_diff:.3e}, relative {rel:.3e}");
+        assert!(
+            rel <= 1e-5,
+            "{name}: tch vs flex relative difference {rel:e}"
+        );
+    }
 }
 
 #[test]

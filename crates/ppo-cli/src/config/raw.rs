@@ -24,6 +24,17 @@ pub struct RawConfig {
     pub eval: RawEval,
     pub tracking: RawTracking,
     pub generation: RawGeneration,
+    pub devices: RawDevices,
+}
+
+/// `[devices]`: placement by role ("" = the top-level `device`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevices {
+    pub policy: String,
+    pub reference: String,
+    pub critic: String,
+    pub reward: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -306,6 +317,7 @@ pub struct RawTraining {
     pub normalize_score: bool,
     pub forward_batch_size: usize,
     pub gradient_checkpointing: bool,
+    pub max_consecutive_skips: usize,
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_eps: f64,

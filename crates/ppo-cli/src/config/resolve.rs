@@ -377,6 +377,7 @@ pub fn ppo_config(raw: &RawConfig) -> Result<PpoConfig> {
         },
         forward_batch_size: t.forward_batch_size,
         gradient_checkpointing: t.gradient_checkpointing,
+        max_consecutive_skips: t.max_consecutive_skips,
         missing_eos_penalty: option_if_positive(t.missing_eos_penalty),
         score_clip: option_if_positive(t.score_clip),
         normalize_score: t.normalize_score,
@@ -451,6 +452,7 @@ pub fn toml_key(field: PpoField) -> &'static str {
         F::OverlongBufferLen => "algorithm.overlong_buffer_len",
         F::OverlongPenaltyFactor => "algorithm.overlong_penalty_factor",
         F::MaxSamplingRounds => "algorithm.max_sampling_rounds",
+        F::MaxConsecutiveSkips => "training.max_consecutive_skips",
         // One key sets both models' AdamW.
         F::Beta1(_) => "training.adam_beta1",
         F::Beta2(_) => "training.adam_beta2",

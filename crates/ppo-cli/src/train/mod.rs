@@ -7,7 +7,7 @@ mod session;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use ppo_ckpt::RunDir;
 use ppo_log::{LogConfig, init_tracing};
 use tracing::{error, info, warn};
@@ -128,8 +128,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let plan = output_dir::plan_run(&args, run_dir)?;
     let (resolved, loaded) = resolve_config(&args, plan.resume_from.as_deref())?;
     // Before any log or config file is written: a bad device leaves nothing behind.
-    crate::device::parse_device(&resolved.raw.device)
-        .context("invalid config key `device` (or --device)")?;
+    let placement = crate::device::Placement::of(&resolved.raw)?;
     let (prompts, fit) = data::run_prompts(&resolved)?;
     let shape = resolved.shape(prompts.len())?;
     let run = RunDir::new(&plan.out);
@@ -158,6 +157,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (dir, loaded)
     });
     session::save_config(&run, &resolved, &shape, &fit)?;
+    if !placement.is_single() {
+        info!("placement by role: {}", placement.describe());
+    }
     info!(output_dir = %run.root().display(), device = %resolved.raw.device,
         seed = resolved.raw.seed, steps = shape.total_steps, train_prompts = shape.train_samples,
         eval_prompts = shape.eval_samples, "PPO training");

@@ -21,7 +21,7 @@ use crate::TrainArgs;
 use crate::checkpoint::{self, Loaded, TrainingState};
 use crate::config::{Resolved, RunShape};
 use crate::data::PromptFit;
-use crate::device::parse_device;
+use crate::device::Placement;
 use crate::stop_signal::{self, StopSignal};
 use crate::{export, memory, models};
 
@@ -168,12 +168,16 @@ pub fn build_session(
     run: RunDir,
     loaded: Option<(PathBuf, Loaded)>,
 ) -> Result<Session> {
-    let device = parse_device(&resolved.raw.device)?;
-    let mut models = models::build(&resolved.raw, &resolved.model, &device)?;
+    let place = Placement::of(&resolved.raw)?;
+    let mut models = models::build(&resolved.raw, &resolved.model, &place.policy, &place.critic)?;
     if let Some((dir, _)) = &loaded {
         models.critic = checkpoint::load_critic(dir, models.critic)?;
     }
-    let reward = models::build_reward(&resolved.raw, &device, resolved.ppo.forward_batch_size)?;
+    let reward = models::build_reward(
+        &resolved.raw,
+        &place.reward,
+        resolved.ppo.forward_batch_size,
+    )?;
     let mut rng = models.rng;
     let mut trainer = PpoTrainer::new(
         resolved.ppo.clone(),
@@ -183,6 +187,10 @@ pub fn build_session(
         Scheduler::new(shape.critic_schedule.clone())?,
         rng.fork(),
     )?;
+    if place.specs[1] != place.specs[0] {
+        let device = place.reference.clone();
+        trainer.map_reference(|reference| burn::module::Module::to_device(reference, &device));
+    }
     let mut train_set = prompts;
     let mut eval_set = train_set.split_off(shape.train_samples);
     eval_set.truncate(shape.eval_samples);
@@ -391,6 +399,15 @@ pub fn train_loop(
             .step_with(&batch, &mut more, s.tokenizer.as_ref(), s.reward.as_mut())
             .with_context(|| format!("PPO iteration {step} failed"))?;
         drop(batch);
+        let skipped = metrics.get("skipped_steps").unwrap_or(0.0);
+        if skipped > 0.0 {
+            warn!(
+                step,
+                "skipped {skipped} optimiser step(s) of this iteration: NaN or infinite loss or \
+                 gradient (the weights keep their previous values; {} in a row stop training)",
+                raw.training.max_consecutive_skips
+            );
+        }
         let order = &s.state.data_order;
         metrics.push(
             "epoch",

@@ -76,6 +76,9 @@ pub struct TrainerState {
     pub policy_schedule: SchedulerState,
     /// Critic learning-rate schedule (kept, unused, without a critic).
     pub critic_schedule: SchedulerState,
+    /// Optimiser steps skipped in a row so far (NaN or infinite loss or gradient).
+    #[serde(default)]
+    pub consecutive_skips: usize,
 }
 
 /// Policy, reference and (for GAE) critic with their optimisers, schedules and controllers.
@@ -91,7 +94,11 @@ pub struct PpoTrainer {
     kl: KlController,
     score_moments: RunningMoments,
     rng: Rng,
+    consecutive_skips: usize,
+    /// The policy's device (the reference's may differ: [`PpoTrainer::map_reference`]).
     device: Device,
+    /// The critic's device (the policy's without a critic).
+    critic_device: Device,
 }
 
 impl PpoTrainer {
@@ -108,6 +115,9 @@ impl PpoTrainer {
         config.validate()?;
         check_critic(&config, critic.is_some())?;
         let device = policy.backbone().device();
+        let critic_device = critic
+            .as_ref()
+            .map_or_else(|| device.clone(), |c| c.backbone().device());
         let (policy, critic) = (policy.train(), critic.map(Module::train));
         let (policy, critic) = checkpointing(policy, critic, config.gradient_checkpointing);
         let kl = match config.kl.target {
@@ -131,14 +141,35 @@ impl PpoTrainer {
             kl,
             score_moments: RunningMoments::default(),
             rng,
+            consecutive_skips: 0,
             device,
+            critic_device,
             config,
         })
     }
 
-    /// The device the trained models live on.
+    /// Replaces the frozen reference by `map(reference)`: another device (placement by role,
+    /// e.g. `|r| r.to_device(&device)`: only token ids and masks go to it, only per-token
+    /// log-probs come back) or another storage dtype. By default it is the policy as given to
+    /// [`new`](Self::new), on the policy's device.
+    pub fn map_reference(&mut self, map: impl FnOnce(CausalLm) -> CausalLm) {
+        let reference = std::mem::replace(&mut self.reference, self.policy.valid());
+        self.reference = map(reference);
+    }
+
+    /// The frozen reference policy.
+    pub fn reference(&self) -> &CausalLm {
+        &self.reference
+    }
+
+    /// The policy's device.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The critic's device (the policy's when there is no critic).
+    pub fn critic_device(&self) -> &Device {
+        &self.critic_device
     }
 
     /// The configuration in force.
@@ -182,6 +213,7 @@ impl PpoTrainer {
             rng: self.rng.state(),
             policy_schedule: self.policy_schedule.state(),
             critic_schedule: self.critic_schedule.state(),
+            consecutive_skips: self.consecutive_skips,
         }
     }
 
@@ -227,6 +259,7 @@ impl PpoTrainer {
         self.kl = state.kl;
         self.score_moments = state.score_moments;
         self.rng = Rng::from_state(state.rng);
+        self.consecutive_skips = state.consecutive_skips;
         self.set_models(policy, critic);
         Ok(())
     }
@@ -244,9 +277,8 @@ impl PpoTrainer {
     }
 
     fn set_models(&mut self, policy: CausalLm, critic: Option<ValueModel>) {
-        let device = &self.device;
-        let policy = policy.train().fork(device);
-        let critic = critic.map(|critic| critic.train().fork(device));
+        let policy = policy.train().fork(&self.device);
+        let critic = critic.map(|critic| critic.train().fork(&self.critic_device));
         (self.policy, self.critic) =
             checkpointing(policy, critic, self.config.gradient_checkpointing);
     }
@@ -295,7 +327,7 @@ impl PpoTrainer {
         let started = Instant::now();
         let rollout = self.rollout_with(samples, more, tokenizer, reward)?;
         let update_started = Instant::now();
-        let stats = self.update(&rollout);
+        let stats = self.update(&rollout)?;
         let time_update = update_started.elapsed().as_secs_f64();
         let metrics = self.metrics(
             &rollout,

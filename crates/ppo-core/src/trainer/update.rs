@@ -11,7 +11,7 @@ use super::rollout::{Rollout, gather, response_values};
 use crate::advantages::{explained_variance, masked_mean_var};
 use crate::grad::clip_grad_norm;
 use crate::loss::{PolicyClip, TokenStats, policy_loss, value_loss};
-use crate::{Metrics, row_weights};
+use crate::{CoreError, Metrics, row_weights};
 
 /// Result of one update over a rollout.
 #[derive(Clone, Debug, Default)]
@@ -20,7 +20,7 @@ pub struct UpdateStats {
     pub tokens: TokenStats,
     /// Token statistics of each minibatch, in order.
     pub minibatches: Vec<TokenStats>,
-    /// Mean global gradient norm of the policy before clipping.
+    /// Mean global gradient norm of the policy before clipping (over the steps taken).
     pub grad_norm_policy: f64,
     /// Mean global gradient norm of the critic before clipping.
     pub grad_norm_critic: f64,
@@ -30,6 +30,8 @@ pub struct UpdateStats {
     pub critic_learning_rate: f64,
     /// Σ β·KL over loss tokens (only when KL is in the loss).
     pub kl_loss: f64,
+    /// Optimiser steps skipped for a NaN or infinite loss or gradient.
+    pub skipped_steps: usize,
 }
 
 fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
@@ -37,8 +39,11 @@ fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tenso
 }
 
 impl PpoTrainer {
-    /// `ppo_epochs` passes of clipped PPO updates over `rollout`.
-    pub fn update(&mut self, rollout: &Rollout) -> UpdateStats {
+    /// `ppo_epochs` passes of clipped PPO updates over `rollout`. A minibatch whose loss or
+    /// gradient is NaN or infinite leaves the weights and optimiser moments as they were
+    /// ([`UpdateStats::skipped_steps`]); [`PpoConfig::max_consecutive_skips`](crate::PpoConfig)
+    /// of them in a row, across iterations, fail with [`CoreError::TooManySkippedSteps`].
+    pub fn update(&mut self, rollout: &Rollout) -> Result<UpdateStats, CoreError> {
         let g = &rollout.generation;
         let cfg = self.config.clone();
         let (l, p, r) = (g.seq_len(), g.prompt_len, g.response_len);
@@ -88,6 +93,7 @@ impl PpoTrainer {
                 let mut acc_policy = GradientsAccumulator::<CausalLm>::new();
                 let mut acc_critic = GradientsAccumulator::<ValueModel>::new();
                 let mut mb_stats = TokenStats::empty();
+                let mut finite_losses = true;
                 for (micro, micro_weight) in minibatch
                     .chunks(micro_size)
                     .zip(row_weight.chunks(micro_size))
@@ -96,11 +102,6 @@ impl PpoTrainer {
                     let ids = gather(&g.sequences, l, micro);
                     let attn = gather(&g.attention_mask, l, micro);
                     let resp = gather(&response_ids, r, micro);
-                    let d = &self.device;
-                    let logits = self.policy.forward(&ids, &attn, n, None);
-                    let (logp, entropy) = response_logprobs(logits, &resp, p, temperature);
-                    let rows = |v: &[f32]| tensor2(gather(v, r, micro), n, r, d);
-                    let mask_t = rows(&mask_f);
                     let token_weight: Vec<f32> = micro
                         .iter()
                         .zip(micro_weight)
@@ -110,79 +111,109 @@ impl PpoTrainer {
                                 .map(move |m| m * w as f32)
                         })
                         .collect();
-                    let weight = tensor2(token_weight, n, r, d);
+                    // Policy and critic may sit on different devices: each loss is built on
+                    // its model's device from host rows and has its own backward pass (they
+                    // share no parameter, so the gradients are those of their sum).
+                    let rows = |v: &[f32], d: &Device| tensor2(gather(v, r, micro), n, r, d);
+                    let d = &self.device;
+                    let logits = self.policy.forward(&ids, &attn, n, None);
+                    let (logp, entropy) = response_logprobs(logits, &resp, p, temperature);
+                    let mask_t = rows(&mask_f, d);
+                    let weight = tensor2(token_weight.clone(), n, r, d);
                     let pl = policy_loss(
                         logp.clone(),
-                        rows(&rollout.old_logprobs),
-                        rows(&rollout.advantages),
+                        rows(&rollout.old_logprobs, d),
+                        rows(&rollout.advantages, d),
                         mask_t.clone(),
                         &clip,
                     );
                     let vl = self.critic.as_ref().map(|critic| {
+                        let dc = &self.critic_device;
                         let values = response_values(critic.forward(&ids, &attn, n), p);
-                        value_loss(
+                        let loss = value_loss(
                             values,
-                            rows(&rollout.values),
-                            rows(&rollout.returns),
-                            mask_t.clone(),
+                            rows(&rollout.values, dc),
+                            rows(&rollout.returns, dc),
+                            rows(&mask_f, dc),
                             cfg.clip_range_value,
-                        )
+                        );
+                        (loss, tensor2(token_weight, n, r, dc))
                     });
                     mb_stats.merge(&TokenStats::measure(
                         &pl,
-                        vl.as_ref(),
+                        vl.as_ref().map(|(loss, _)| loss),
                         entropy.clone(),
                         mask_t.clone(),
                     ));
-                    let weighted = |t: Tensor<2>| (t * weight.clone()).sum();
-                    let mut total =
-                        weighted(pl.loss) - weighted(entropy * mask_t.clone()) * cfg.entropy_coef;
-                    if let Some(vl) = vl {
-                        total = total + weighted(vl.loss) * cfg.value_loss_coef;
-                    }
+                    let weighted = |t: Tensor<2>, w: &Tensor<2>| (t * w.clone()).sum();
+                    let mut total = weighted(pl.loss, &weight)
+                        - weighted(entropy * mask_t.clone(), &weight) * cfg.entropy_coef;
                     if cfg.kl.in_loss {
-                        let ref_lp = rows(&rollout.ref_logprobs);
+                        let ref_lp = rows(&rollout.ref_logprobs, d);
                         let kl = crate::loss::kl_penalty(logp, ref_lp, mask_t, cfg.kl.estimator);
                         stats.kl_loss += f64::from(to_f32_vec(kl.clone().detach().sum())[0]) * beta;
-                        total = total + weighted(kl) * beta;
+                        total = total + weighted(kl, &weight) * beta;
                     }
+                    finite_losses &= to_f32_vec(total.clone().detach())[0].is_finite();
                     let mut grads = total.backward();
                     acc_policy.accumulate(
                         &self.policy,
                         GradientsParams::from_module(&mut grads, &self.policy),
                     );
-                    if let Some(critic) = &self.critic {
+                    if let (Some(critic), Some((vl, weight))) = (&self.critic, vl) {
+                        let total = weighted(vl.loss, &weight) * cfg.value_loss_coef;
+                        finite_losses &= to_f32_vec(total.clone().detach())[0].is_finite();
+                        let mut grads = total.backward();
                         acc_critic
                             .accumulate(critic, GradientsParams::from_module(&mut grads, critic));
                     }
                 }
                 let mut grads_policy = acc_policy.grads();
-                stats.grad_norm_policy +=
+                let norm_policy =
                     clip_grad_norm(&self.policy, &mut grads_policy, cfg.max_grad_norm);
-                let policy = self.policy.clone();
-                self.policy =
-                    self.policy_optim
-                        .step(self.policy_schedule.lr(), policy, grads_policy);
-                if let Some(critic) = self.critic.take() {
-                    let mut grads_critic = acc_critic.grads();
-                    stats.grad_norm_critic +=
-                        clip_grad_norm(&critic, &mut grads_critic, cfg.max_grad_norm);
-                    self.critic = Some(self.critic_optim.step(
-                        self.critic_schedule.lr(),
-                        critic,
-                        grads_critic,
-                    ));
+                let critic_grads = self.critic.as_ref().map(|critic| {
+                    let mut grads = acc_critic.grads();
+                    let norm = clip_grad_norm(critic, &mut grads, cfg.max_grad_norm);
+                    (grads, norm)
+                });
+                let norm_critic = critic_grads.as_ref().map_or(0.0, |(_, norm)| *norm);
+                // A NaN or infinite loss or gradient never reaches the weights: the step is
+                // skipped (both models), counted, and too many in a row end the update.
+                if !(finite_losses && norm_policy.is_finite() && norm_critic.is_finite()) {
+                    stats.skipped_steps += 1;
+                    self.consecutive_skips += 1;
+                    if self.consecutive_skips >= cfg.max_consecutive_skips {
+                        return Err(CoreError::TooManySkippedSteps {
+                            count: self.consecutive_skips,
+                        });
+                    }
+                } else {
+                    self.consecutive_skips = 0;
+                    stats.grad_norm_policy += norm_policy;
+                    stats.grad_norm_critic += norm_critic;
+                    let policy = self.policy.clone();
+                    self.policy =
+                        self.policy_optim
+                            .step(self.policy_schedule.lr(), policy, grads_policy);
+                    if let (Some(critic), Some((grads, _))) = (self.critic.take(), critic_grads) {
+                        self.critic = Some(self.critic_optim.step(
+                            self.critic_schedule.lr(),
+                            critic,
+                            grads,
+                        ));
+                    }
+                    optimizer_steps += 1;
                 }
+                // The schedules count planned steps, skipped or not: the run keeps its shape.
                 self.policy_schedule.step();
                 self.critic_schedule.step();
-                optimizer_steps += 1;
                 stats.tokens.merge(&mb_stats);
                 stats.minibatches.push(mb_stats);
             }
         }
         stats.grad_norm_policy /= optimizer_steps.max(1) as f64;
         stats.grad_norm_critic /= optimizer_steps.max(1) as f64;
-        stats
+        Ok(stats)
     }
 
     pub(super) fn metrics(
@@ -285,6 +316,7 @@ impl PpoTrainer {
             m.push("sampling_rounds", rollout.sampling_rounds as f64);
         }
         m.push("grad_norm_policy", stats.grad_norm_policy);
+        m.push("skipped_steps", stats.skipped_steps as f64);
         if has_critic {
             m.push("grad_norm_critic", stats.grad_norm_critic);
             m.push("critic_learning_rate", stats.critic_learning_rate);

@@ -33,6 +33,7 @@ pub fn config() -> PpoConfig {
         },
         forward_batch_size: 8,
         gradient_checkpointing: false,
+        max_consecutive_skips: 3,
         missing_eos_penalty: None,
         score_clip: None,
         normalize_score: false,
