@@ -2,7 +2,8 @@
 //! (or a config), and reports speed per phase and resident memory over the run, checking that
 //! memory does not grow once the run is warm. `cargo xtask bench deberta [ARGS]` instead
 //! measures a DeBERTa-v3-large-shaped reward model's scoring throughput (pairs/s) with the
-//! `deberta_score_bench` example of ppo-models.
+//! `deberta_score_bench` example of ppo-models; `cargo xtask bench precision [ARGS]` times a
+//! forward + backward in f32 against bf16 compute with its `precision_bench` example.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,8 +159,9 @@ fn run_train(args: &BenchArgs, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench deberta [--pairs N] [--tokens T] [--batch B] [--layers L]`.
-fn deberta(args: &[&str]) -> Result<()> {
+/// `cargo xtask bench deberta [ARGS]` and `cargo xtask bench precision [ARGS]`: runs the
+/// ppo-models example `example` in release with `args`.
+fn example(example: &str, args: &[&str]) -> Result<()> {
     let status = Command::new(cargo_bin())
         .current_dir(workspace_root())
         .args([
@@ -168,22 +170,24 @@ fn deberta(args: &[&str]) -> Result<()> {
             "-p",
             "ppo-models",
             "--example",
-            "deberta_score_bench",
+            example,
             "--",
         ])
         .args(args)
         .status()
         .context("failed to run cargo run")?;
     if !status.success() {
-        bail!("the deberta_score_bench example failed");
+        bail!("the {example} example failed");
     }
     Ok(())
 }
 
 /// Entry point of `cargo xtask bench`.
 pub fn main(args: &[&str]) -> Result<()> {
-    if let ["deberta", rest @ ..] = args {
-        return deberta(rest);
+    match args {
+        ["deberta", rest @ ..] => return example("deberta_score_bench", rest),
+        ["precision", rest @ ..] => return example("precision_bench", rest),
+        _ => {}
     }
     let args = parse_args(args)?;
     let root = workspace_root();

@@ -21,6 +21,8 @@ subcommands:
           phase, tokens/s and resident memory, and fails if memory grows after iteration 10
   bench deberta [--pairs N] [--tokens T] [--batch B] [--layers L]
           scoring throughput (pairs/s) of a random DeBERTa-v3-large-shaped reward model on flex
+  bench precision [--hidden D] [--layers L] [--batch B] [--tokens T] [--reps N]
+          forward+backward time of a random Qwen3-shaped model on flex, f32 against bf16 compute
   help    print this message
 ";
 

@@ -1,10 +1,15 @@
 //! Building blocks with Hugging Face parameter names: `Linear`, `Embedding`, `RmsNorm`, and
 //! deterministic initialisation from our own [`Rng`].
+//!
+//! Mixed precision: `Linear` computes in the dtype of its input (its weights cast to it at use),
+//! `RmsNorm` computes its statistics in f32 and returns the dtype of its input. With f32 inputs
+//! and f32 weights every cast is skipped, so the f32 arithmetic is unchanged.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::Rng;
+use crate::precision::cast_to;
 
 /// Tensor of `shape` with entries drawn from N(0, std²) by `rng` (backend independent).
 /// `std == 0` gives zeros without drawing (the skeleton a checkpoint loader overwrites).
@@ -45,14 +50,16 @@ impl Linear {
         Self { weight, bias }
     }
 
-    /// x: `[batch, seq, d_input]` → `[batch, seq, d_output]`
+    /// x: `[batch, seq, d_input]` → `[batch, seq, d_output]`, in the dtype of `x` (weight and
+    /// bias are cast to it at use; the gradient flows back through the cast to the parameter).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_input] = x.dims();
-        let weight = self.weight.val();
+        let dtype = x.dtype();
+        let weight = cast_to(self.weight.val(), dtype);
         let d_output = weight.dims()[1];
         let y = x.reshape([batch * seq, d_input]).matmul(weight);
         let y = match &self.bias {
-            Some(bias) => y + bias.val().unsqueeze_dim::<2>(0),
+            Some(bias) => y + cast_to(bias.val(), dtype).unsqueeze_dim::<2>(0),
             None => y,
         };
         y.reshape([batch, seq, d_output])
@@ -79,7 +86,7 @@ impl Embedding {
         }
     }
 
-    /// ids: `[batch, seq]` → `[batch, seq, hidden]`
+    /// ids: `[batch, seq]` → `[batch, seq, hidden]`, in the dtype the table is stored in.
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [batch, seq] = ids.dims();
         let weight = self.weight.val();
@@ -106,15 +113,19 @@ impl RmsNorm {
         }
     }
 
-    /// Normalises over the last dimension of `x`.
+    /// Normalises over the last dimension of `x`. Mean square, reciprocal root and the scaling
+    /// by the weight are computed in f32 (as transformers' `Qwen3RMSNorm`); the result is
+    /// returned in the dtype of `x`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dtype = x.dtype();
+        let x = cast_to(x, DType::F32);
         let mean_square = (x.clone() * x.clone()).mean_dim(D - 1);
         let inv_rms = (mean_square + self.eps).sqrt().recip();
-        let weight = self.weight.val();
+        let weight = cast_to(self.weight.val(), DType::F32);
         let dim = weight.dims()[0];
         let mut shape = [1usize; D];
         shape[D - 1] = dim;
-        x * inv_rms * weight.reshape(shape)
+        cast_to(x * inv_rms * weight.reshape(shape), dtype)
     }
 }
 

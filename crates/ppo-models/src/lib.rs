@@ -29,6 +29,7 @@ mod layers;
 mod logprobs;
 mod mask;
 mod ops;
+mod precision;
 mod rng;
 mod tokenizer;
 mod transformer;
@@ -41,6 +42,7 @@ pub use error::ModelError;
 pub use generate::{Generation, SamplingConfig, Stop, generate, generate_chunked, sample_token};
 pub use logprobs::response_logprobs;
 pub use mask::{Batch, left_pad};
+pub use precision::Precision;
 pub use rng::{Rng, RngState};
 pub use tokenizer::{
     ByteTokenizer, ChatMessage, HfTokenizer, PairEncoding, PromptFormat, TOKENIZER_FILES,

@@ -3,14 +3,20 @@
 //!
 //! Rotary embeddings use Hugging Face's rotate-half layout with per-row position ids, so
 //! left-padded rows match the same prompt run alone.
+//!
+//! Precision: the activations run in the model's compute precision ([`Precision`], f32 unless
+//! set), the parameters stay in the dtype they are stored in and are cast at use. Whatever the
+//! compute precision, RMSNorm statistics, attention scores and softmax are f32, and so are the
+//! logits and values handed out.
 
 use crate::ops::{silu, softmax};
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::layers::{Embedding, Linear, RmsNorm};
 use crate::mask::{attention_bias, position_ids};
-use crate::{Rng, TransformerConfig};
+use crate::precision::{CastParams, cast_to};
+use crate::{Precision, Rng, TransformerConfig};
 
 /// cos and sin tables `[batch, 1, seq, head_dim]` for the given position ids `[batch, seq]`.
 fn rotary_tables(
@@ -81,7 +87,8 @@ impl Mlp {
     }
 }
 
-/// Per-layer key/value cache plus the key mask of everything cached so far.
+/// Per-layer key/value cache (in the compute precision) plus the key mask of everything cached
+/// so far.
 #[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
@@ -188,11 +195,15 @@ impl Attention {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        let k = repeat_kv(k, nh / nkv);
+        // Scores and softmax in f32 whatever the compute precision (flash attention accumulates
+        // them in f32 too); the probabilities meet the values in the compute precision.
+        let q = cast_to(q, DType::F32);
+        let k = repeat_kv(cast_to(k, DType::F32), nh / nkv);
         let v = repeat_kv(v, nh / nkv);
         let scale = (hd as f64).powf(-0.5);
         let scores = q.matmul(k.swap_dims(2, 3)) * scale + bias.clone();
-        let out = softmax(scores, 3).matmul(v); // [b, nh, t, hd]
+        let probs = cast_to(softmax(scores, 3), v.dtype());
+        let out = probs.matmul(v); // [b, nh, t, hd]
         self.o_proj
             .forward(out.swap_dims(1, 2).reshape([b, t, nh * hd]))
     }
@@ -256,6 +267,9 @@ pub struct TransformerModel {
     norm: RmsNorm,
     #[module(skip)]
     config: TransformerConfig,
+    /// Precision of the activations; not a parameter, kept by `valid`, `map`, `clone`, ….
+    #[module(skip)]
+    compute: Precision,
 }
 
 impl TransformerModel {
@@ -269,7 +283,19 @@ impl TransformerModel {
                 .collect(),
             norm: RmsNorm::init(config.hidden_size, config.rms_norm_eps, device),
             config: config.clone(),
+            compute: Precision::F32,
         }
+    }
+
+    /// The same weights, run in `precision` from now on (the parameters are not cast).
+    pub fn with_compute_dtype(mut self, precision: Precision) -> Self {
+        self.compute = precision;
+        self
+    }
+
+    /// The precision the activations are computed in.
+    pub fn compute_dtype(&self) -> Precision {
+        self.compute
     }
 
     /// The shape this model was built with.
@@ -282,9 +308,9 @@ impl TransformerModel {
         self.embed_tokens.weight.val().device()
     }
 
-    /// Final hidden states `[batch, q_len, hidden]` of `input_ids` `[batch, q_len]` (row-major)
-    /// with their `attention_mask`. With a cache, the new positions attend to everything
-    /// cached before them and are appended to it.
+    /// Final hidden states `[batch, q_len, hidden]`, in the compute precision, of `input_ids`
+    /// `[batch, q_len]` (row-major) with their `attention_mask`. With a cache, the new
+    /// positions attend to everything cached before them and are appended to it.
     pub fn forward(
         &self,
         input_ids: &[u32],
@@ -315,6 +341,7 @@ impl TransformerModel {
         };
         let k_len = bias.len() / (batch * q_len).max(1);
         let bias = Tensor::<4>::from_data(TensorData::new(bias, [batch, 1, q_len, k_len]), &device);
+        let compute = self.compute.dtype();
         let (cos, sin) = rotary_tables(
             &positions,
             batch,
@@ -323,9 +350,11 @@ impl TransformerModel {
             self.config.rope_theta,
             &device,
         );
+        // As transformers: the f32 tables rounded to the compute precision, applied in it.
+        let (cos, sin) = (cast_to(cos, compute), cast_to(sin, compute));
         let ids: Vec<i64> = input_ids.iter().map(|&id| i64::from(id)).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, q_len]), &device);
-        let mut x = self.embed_tokens.forward(ids);
+        let mut x = cast_to(self.embed_tokens.forward(ids), compute);
         for (layer_idx, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[layer_idx]);
             x = layer.forward(x, &cos, &sin, &bias, slot);
@@ -393,7 +422,28 @@ impl CausalLm {
         self.model.config()
     }
 
-    /// Logits `[batch, q_len, vocab]`; see [`TransformerModel::forward`].
+    /// The same model, run in `precision` from now on: with [`Precision::Bf16`] each weight is
+    /// cast to bf16 where it is used and the parameters (master weights) keep their dtype, so
+    /// gradients arrive in it. The logits stay f32.
+    pub fn with_compute_dtype(mut self, precision: Precision) -> Self {
+        self.model = self.model.with_compute_dtype(precision);
+        self
+    }
+
+    /// The precision the forward pass computes in.
+    pub fn compute_dtype(&self) -> Precision {
+        self.model.compute_dtype()
+    }
+
+    /// Every parameter cast to `precision` (same ids), e.g. bf16 for a frozen reference at half
+    /// the memory. The compute precision is left as it is: with bf16 compute the casts at use
+    /// become no-ops, with f32 compute the weights are widened at use.
+    pub fn into_storage_dtype(self, precision: Precision) -> Self {
+        self.map(&mut CastParams(precision))
+    }
+
+    /// Logits `[batch, q_len, vocab]` in f32 (projected in the compute precision); see
+    /// [`TransformerModel::forward`].
     pub fn forward(
         &self,
         input_ids: &[u32],
@@ -402,18 +452,20 @@ impl CausalLm {
         cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let hidden = self.model.forward(input_ids, attention_mask, batch, cache);
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => {
                 let [b, t, h] = hidden.dims();
-                let table = self.model.embed_tokens.weight.val(); // [vocab, hidden]
+                // [vocab, hidden]
+                let table = cast_to(self.model.embed_tokens.weight.val(), hidden.dtype());
                 let vocab = table.dims()[0];
                 hidden
                     .reshape([b * t, h])
                     .matmul(table.transpose())
                     .reshape([b, t, vocab])
             }
-        }
+        };
+        cast_to(logits, DType::F32)
     }
 }
 
@@ -465,10 +517,27 @@ impl ValueModel {
         &self.model
     }
 
-    /// Values `[batch, seq]`: the value estimate after reading each position.
+    /// The same model, run in `precision` from now on; see [`CausalLm::with_compute_dtype`].
+    /// The values stay f32.
+    pub fn with_compute_dtype(mut self, precision: Precision) -> Self {
+        self.model = self.model.with_compute_dtype(precision);
+        self
+    }
+
+    /// The precision the forward pass computes in.
+    pub fn compute_dtype(&self) -> Precision {
+        self.model.compute_dtype()
+    }
+
+    /// Every parameter cast to `precision` (same ids); see [`CausalLm::into_storage_dtype`].
+    pub fn into_storage_dtype(self, precision: Precision) -> Self {
+        self.map(&mut CastParams(precision))
+    }
+
+    /// Values `[batch, seq]` in f32: the value estimate after reading each position.
     pub fn forward(&self, input_ids: &[u32], attention_mask: &[bool], batch: usize) -> Tensor<2> {
         let hidden = self.model.forward(input_ids, attention_mask, batch, None);
         let [b, t, _] = hidden.dims();
-        self.score.forward(hidden).reshape([b, t])
+        cast_to(self.score.forward(hidden), DType::F32).reshape([b, t])
     }
 }
