@@ -10,11 +10,11 @@
 #   scripts/gpu-check.sh run [DEVICE] [SHAPE] [STEPS]
 #       Where it runs (DEVICE tch:cuda:0 by default; tch:cpu works anywhere): finds the local
 #       torch's lib/ with `python3` (or $PYTHON), then
-#         1. greedy tokens on DEVICE vs flex on a Hugging Face fixture (Qwen3 with q/k-norm);
-#         2. STEPS (20) PPO iterations of a SHAPE-shaped random model (q06 = Qwen3-0.6B:
+#         1. STEPS (20) PPO iterations of a SHAPE-shaped random model (q06 = Qwen3-0.6B:
 #            d1024, 28 layers, 16/8 heads, head_dim 128, V151936, tied; tiny = the demo's)
 #            with the seed's batch settings (4 prompts, 4 PPO epochs, minibatch 4, 64 new
 #            tokens), policy + reference + critic on DEVICE;
+#         2. greedy tokens of the trained policy (its Hugging Face export) on DEVICE vs flex;
 #         3. prints seconds per iteration, generation tokens/s and peak memory (host RSS;
 #            GPU memory from nvidia-smi sampled every 0.5 s when it exists).
 #       Everything it writes goes under gpu-check/ (or $OUT when set).
@@ -58,24 +58,7 @@ run)
     "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
     "$bin" --version
 
-    echo "== 1. greedy tokens on $device vs flex"
-    fixture=crates/ppo-models/tests/fixtures/hf/qwen3_qknorm_bf16
-    gen() {
-        "$bin" generate --model "$fixture" --device "$1" --greedy --json \
-            --max-new-tokens 16 --prompt "The check of ppo-rs on $device"
-    }
-    gen flex > "$out/generate-flex.json"
-    gen "$device" > "$out/generate-device.json"
-    "$python" - "$out" <<'PY'
-import json, sys
-a = json.load(open(sys.argv[1] + "/generate-flex.json"))
-b = json.load(open(sys.argv[1] + "/generate-device.json"))
-print("flex:  ", a["token_ids"])
-print("device:", b["token_ids"])
-sys.exit(0 if a["token_ids"] == b["token_ids"] else "greedy tokens differ")
-PY
-
-    echo "== 2. $steps PPO iterations, shape $shape, on $device"
+    echo "== 1. $steps PPO iterations, shape $shape, on $device"
     shape_args=()
     if [ "$shape" = q06 ]; then
         for kv in vocab_size=151936 hidden_size=1024 intermediate_size=3072 \
@@ -101,6 +84,22 @@ PY
         --set checkpoint.save_epoch_exports=false --set plots=false \
         > "$out/train.log" 2>&1 || { tail -n 30 "$out/train.log"; exit 1; }
     [ -z "$sampler" ] || kill "$sampler"
+
+    echo "== 2. greedy tokens of the trained policy on $device vs flex"
+    gen() {
+        "$bin" generate --model "$out/run/final" --device "$1" --greedy --json \
+            --max-new-tokens 16 --prompt "The check of ppo-rs on $device"
+    }
+    gen flex > "$out/generate-flex.json"
+    gen "$device" > "$out/generate-device.json"
+    "$python" - "$out" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1] + "/generate-flex.json"))
+b = json.load(open(sys.argv[1] + "/generate-device.json"))
+print("flex:  ", a["token_ids"])
+print("device:", b["token_ids"])
+sys.exit(0 if a["token_ids"] == b["token_ids"] else "greedy tokens differ")
+PY
 
     echo "== 3. figures"
     "$python" - "$out" "$device" "$shape" <<'PY'

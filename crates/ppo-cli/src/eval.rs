@@ -61,10 +61,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let mut reward = models::build_reward(raw, &device, ppo.forward_batch_size)?;
     // The reference is the run's initial policy, rebuilt from the config as training did.
-    let reference = m
-        .initial_policy
-        .context("load_checkpoint_models dropped the initial policy")?
-        .valid();
+    let reference = models::frozen_in(
+        m.initial_policy
+            .context("load_checkpoint_models dropped the initial policy")?
+            .valid(),
+        raw.precision.reference,
+    );
     let out = ppo_core::evaluate(
         &m.policy.valid(),
         &reference,

@@ -1,12 +1,16 @@
 //! What a run will hold in memory, told before any model is built: parameters, gradients and
-//! AdamW moments per role (all f32), against the memory the machine has available.
+//! AdamW moments per role (f32 masters; frozen roles in their `[precision]` dtype), per device,
+//! against the memory the machine has available for the roles on CPU devices.
 
 use std::path::Path;
 
 use ppo_models::TransformerConfig;
 use ppo_models::hf;
 
+use ppo_models::Precision;
+
 use crate::config::{CriticInit, RawConfig, RawRewardSource};
+use crate::device::Placement;
 
 /// One model of the run.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,12 +21,37 @@ pub struct Role {
     pub params: u64,
     /// Trained roles also hold a gradient and two AdamW moments per parameter.
     pub trained: bool,
+    /// Bytes per stored weight: 4 (f32; trained roles always keep f32 masters) or 2 (a frozen
+    /// role in bfloat16).
+    pub weight_bytes: u64,
+    /// Where it lives (`[devices]`, resolved).
+    pub device: String,
 }
 
 impl Role {
-    /// Bytes of weights (+ gradients + moments when trained), f32.
+    /// A role of `params` parameters in f32 on `device`.
+    fn new(name: &'static str, params: u64, trained: bool, device: &str) -> Self {
+        Self {
+            name,
+            params,
+            trained,
+            weight_bytes: 4,
+            device: device.to_owned(),
+        }
+    }
+
+    /// Bytes of weights (+ f32 gradients + two f32 moments when trained).
     pub fn bytes(&self) -> u64 {
-        self.params * 4 * if self.trained { 4 } else { 1 }
+        if self.trained {
+            self.params * 4 * 4
+        } else {
+            self.params * self.weight_bytes
+        }
+    }
+
+    /// Whether it lives in the machine's memory (flex, tch:cpu) rather than a GPU's.
+    fn on_host(&self) -> bool {
+        !self.device.starts_with("tch:cuda")
     }
 }
 
@@ -51,8 +80,16 @@ fn value_model_params(dir: &str) -> Option<u64> {
         .map(|config| critic_params(&config))
 }
 
-/// The models `raw` will build, with `policy` the resolved policy shape.
-pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
+/// The models `raw` will build, with `policy` the resolved policy shape, on the devices of
+/// `placement`.
+pub fn roles(raw: &RawConfig, policy: &TransformerConfig, placement: &Placement) -> Vec<Role> {
+    let [
+        policy_device,
+        reference_device,
+        critic_device,
+        reward_device,
+    ] = &placement.specs;
+    let frozen_bytes = |p: Precision| if p == Precision::F32 { 4 } else { 2 };
     let m = &raw.model;
     let policy_params = policy.num_params() as u64;
     let critic = if !raw.algorithm.advantage_estimator.needs_critic() {
@@ -65,23 +102,14 @@ pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
         Some(critic_params(policy))
     };
     let mut roles = vec![
+        Role::new("policy", policy_params, true, policy_device),
         Role {
-            name: "policy",
-            params: policy_params,
-            trained: true,
-        },
-        Role {
-            name: "reference",
-            params: policy_params,
-            trained: false,
+            weight_bytes: frozen_bytes(raw.precision.reference),
+            ..Role::new("reference", policy_params, false, reference_device)
         },
     ];
     if let Some(params) = critic {
-        roles.push(Role {
-            name: "critic",
-            params,
-            trained: true,
-        });
+        roles.push(Role::new("critic", params, true, critic_device));
     }
     let reward_model = raw
         .reward
@@ -90,9 +118,8 @@ pub fn roles(raw: &RawConfig, policy: &TransformerConfig) -> Vec<Role> {
         .any(|s| matches!(s, RawRewardSource::Model { .. }));
     if reward_model && let Some(params) = value_model_params(&m.reward) {
         roles.push(Role {
-            name: "reward",
-            params,
-            trained: false,
+            weight_bytes: frozen_bytes(raw.precision.reward),
+            ..Role::new("reward", params, false, reward_device)
         });
     }
     roles
@@ -115,8 +142,9 @@ fn gib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1u32 << 30)
 }
 
-/// The plan as log lines: one per role, a total, and — when the total exceeds `available` —
-/// a warning naming what lowers it. Returns `(info lines, warning)`.
+/// The plan as log lines: one per role, a total per device, and — when the roles on CPU
+/// devices exceed `available` — a warning naming what lowers it. Returns `(info lines,
+/// warning)`.
 pub fn describe(roles: &[Role], available: Option<u64>) -> (Vec<String>, Option<String>) {
     let mut lines = Vec::new();
     for r in roles {
@@ -131,18 +159,36 @@ pub fn describe(roles: &[Role], available: Option<u64>) -> (Vec<String>, Option<
         } else {
             "weights only (frozen)".to_owned()
         };
+        let dtype = if r.weight_bytes == 4 { "f32" } else { "bf16" };
         lines.push(format!(
-            "memory: {} {:.1} M parameters, {:.2} GiB f32: {detail}",
+            "memory: {} {:.1} M parameters, {:.2} GiB {dtype} on {}: {detail}",
             r.name,
             r.params as f64 / 1e6,
-            gib(r.bytes())
+            gib(r.bytes()),
+            r.device
         ));
     }
-    let total: u64 = roles.iter().map(Role::bytes).sum();
+    let mut devices: Vec<&str> = roles.iter().map(|r| r.device.as_str()).collect();
+    devices.dedup();
+    devices.sort_unstable();
+    devices.dedup();
+    for device in devices.iter().filter(|d| d.starts_with("tch:cuda")) {
+        let total: u64 = roles
+            .iter()
+            .filter(|r| r.device == *device)
+            .map(Role::bytes)
+            .sum();
+        lines.push(format!(
+            "memory: {:.2} GiB on {device} for models, gradients and optimiser states, plus \
+             activations (the GPU's free memory is not checked)",
+            gib(total)
+        ));
+    }
+    let total: u64 = roles.iter().filter(|r| r.on_host()).map(Role::bytes).sum();
     let avail = available.map_or("unknown".to_owned(), |a| format!("{:.1} GiB", gib(a)));
     lines.push(format!(
-        "memory: {:.2} GiB for models, gradients and optimiser states, plus activations \
-         (batch-dependent); available now: {avail}",
+        "memory: {:.2} GiB in this machine's memory for models, gradients and optimiser states, \
+         plus activations (batch-dependent); available now: {avail}",
         gib(total)
     ));
     let warning = available.filter(|&a| total > a).map(|a| {
@@ -150,8 +196,8 @@ pub fn describe(roles: &[Role], available: Option<u64>) -> (Vec<String>, Option<
             "this run needs at least {:.1} GiB but {:.1} GiB are available: it will likely be \
              killed for memory. Lower it with smaller training.mini_batch_size / \
              training.forward_batch_size (activations), training.gradient_checkpointing = true, \
-             a smaller model, or a machine with more memory (bf16 frozen roles and LoRA are \
-             not available in this version)",
+             precision.reference = \"bfloat16\" (a frozen role in half the memory), a smaller \
+             model, or a machine with more memory",
             gib(total),
             gib(a)
         )
@@ -199,21 +245,9 @@ mod tests {
         let critic = critic_params(&config);
         assert_eq!(critic, 596_049_920 + 1024);
         let roles = [
-            Role {
-                name: "policy",
-                params: 596_049_920,
-                trained: true,
-            },
-            Role {
-                name: "reference",
-                params: 596_049_920,
-                trained: false,
-            },
-            Role {
-                name: "critic",
-                params: critic,
-                trained: true,
-            },
+            Role::new("policy", 596_049_920, true, "flex"),
+            Role::new("reference", 596_049_920, false, "flex"),
+            Role::new("critic", critic, true, "flex"),
         ];
         // 16 + 4 + 16 bytes per parameter.
         let total: u64 = roles.iter().map(Role::bytes).sum();
@@ -229,5 +263,50 @@ mod tests {
         assert!(warning.contains("gradient_checkpointing"), "{warning}");
         assert!(describe(&roles, Some(32 << 30)).1.is_none());
         assert!(describe(&roles, None).1.is_none());
+    }
+
+    #[test]
+    fn bf16_frozen_roles_and_gpu_roles_by_hand() {
+        let p = 596_049_920u64;
+        let roles = [
+            Role::new("policy", p, true, "tch:cuda:0"),
+            Role {
+                weight_bytes: 2,
+                ..Role::new("reference", p, false, "tch:cuda:0")
+            },
+            Role::new("critic", p + 1024, true, "tch:cuda:1"),
+            Role {
+                weight_bytes: 2,
+                ..Role::new("reward", 1000, false, "flex")
+            },
+        ];
+        // A frozen bf16 role: 2 bytes per parameter; trained roles keep f32 masters.
+        assert_eq!(roles[1].bytes(), 2 * p);
+        assert_eq!(roles[0].bytes(), 16 * p);
+        let (lines, warning) = describe(&roles, Some(1 << 30));
+        assert!(lines[1].contains("bf16 on tch:cuda:0"), "{lines:?}");
+        // 18 bytes per parameter on GPU 0, 16 on GPU 1, only the reward model on the host.
+        let gpu0 = lines
+            .iter()
+            .find(|l| l.contains("GiB on tch:cuda:0 for"))
+            .unwrap();
+        assert!(gpu0.contains(&format!("{:.2} GiB", gib(18 * p))), "{gpu0}");
+        let gpu1 = lines
+            .iter()
+            .find(|l| l.contains("GiB on tch:cuda:1 for"))
+            .unwrap();
+        assert!(
+            gpu1.contains(&format!("{:.2} GiB", gib(16 * (p + 1024)))),
+            "{gpu1}"
+        );
+        let host = lines.last().unwrap();
+        assert!(
+            host.contains(&format!("{:.2} GiB in this machine", gib(2000))),
+            "{host}"
+        );
+        assert!(
+            warning.is_none(),
+            "GPU roles do not count against host memory"
+        );
     }
 }

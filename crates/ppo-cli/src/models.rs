@@ -21,6 +21,7 @@ use ppo_reward::{
 };
 
 use crate::config::{CriticInit, RawConfig, RawRewardSource};
+use ppo_models::Precision;
 
 /// Policy, critic and tokenizer of a run, before training.
 pub struct Models {
@@ -58,6 +59,16 @@ pub fn policy_tokenizer(raw: &RawConfig, format: PromptFormat) -> Result<Box<dyn
     } else {
         Box::new(hf_tokenizer(Path::new(&raw.model.policy), format)?)
     })
+}
+
+/// A frozen causal LM (the reference) computing in `dtype` and, below f32, also storing its
+/// weights in it.
+pub fn frozen_in(model: CausalLm, dtype: Precision) -> CausalLm {
+    let model = model.with_compute_dtype(dtype);
+    match dtype {
+        Precision::F32 => model,
+        dtype => model.into_storage_dtype(dtype),
+    }
 }
 
 /// Checks that `tokenizer`'s ids fit the model of `config` (`what` names it in the error).
@@ -136,6 +147,10 @@ pub fn build(
             critic_device,
         ))
     };
+    // Trained roles keep f32 parameters (the masters) and compute in their dtype.
+    let p = &raw.precision;
+    let policy = policy.with_compute_dtype(p.policy);
+    let critic = critic.map(|critic| critic.with_compute_dtype(p.critic));
     if let Some(critic) = &critic {
         check_vocab(
             critic.config(),
@@ -216,6 +231,13 @@ fn build_source(
                 )
             })?;
             if is_deberta {
+                if raw.precision.reward != Precision::F32 {
+                    bail!(
+                        "`precision.reward` = \"{}\": DeBERTa reward models run in float32 \
+                         only",
+                        raw.precision.reward
+                    );
+                }
                 // max_length 0: the model's max_position_embeddings.
                 let config = RewardModelConfig {
                     batch_size,
@@ -235,6 +257,11 @@ fn build_source(
                     raw.model.reward
                 )
             })?;
+            // Frozen: stored and computed in its dtype.
+            let model = match raw.precision.reward {
+                Precision::F32 => model,
+                dtype => model.into_storage_dtype(dtype).with_compute_dtype(dtype),
+            };
             let format = PromptFormat {
                 use_chat_template: raw.model.use_chat_template,
                 ..prompt_format(raw)

@@ -575,3 +575,64 @@ fn version_names_the_backends_built_in() {
     );
     assert!(text.contains("commit: "), "{text}");
 }
+
+#[test]
+fn a_bf16_run_keeps_f32_master_weights_and_resumes_bit_for_bit() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, f32_run) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("f32"),
+    );
+    let bf16 = [
+        "--set",
+        "precision.policy=\"bfloat16\"",
+        "--set",
+        "precision.critic=\"bfloat16\"",
+        "--set",
+        "precision.reference=\"bfloat16\"",
+    ];
+    let text = ok(train(&a, &[&bf16[..], &["--max-steps", "4"]].concat()));
+    assert!(
+        text.contains("reference") && text.contains("bf16 on flex"),
+        "the memory plan shows the bf16 reference: {text}"
+    );
+    ok(train(
+        &b,
+        &[&bf16[..], &["--max-steps", "4", "--stop-after", "2"]].concat(),
+    ));
+    ok(train(&b, &[&bf16[..], &["--max-steps", "4"]].concat()));
+    assert_eq!(deterministic(&metrics(&a)), deterministic(&metrics(&b)));
+    assert_eq!(final_logits(&a), final_logits(&b));
+    // bf16 compute differs from f32 compute, and the checkpoints hold f32 masters: the
+    // same bytes as an f32 run's.
+    ok(train(&f32_run, &["--max-steps", "2"]));
+    assert_ne!(
+        deterministic(&metrics(&a))[0],
+        deterministic(&metrics(&f32_run))[0]
+    );
+    let size = |run: &Path, role: &str| {
+        std::fs::metadata(run.join(format!("checkpoints/step_2/{role}/model.bpk")))
+            .unwrap()
+            .len()
+    };
+    for role in ["policy", "critic"] {
+        assert_eq!(size(&a, role), size(&f32_run, role), "{role}");
+    }
+}
+
+#[test]
+fn bad_devices_and_precisions_are_refused_naming_the_key() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("run");
+    let text = failed(train(&out, &["--set", "devices.critic=\"cuda:1\""]));
+    assert!(text.contains("devices.critic"), "{text}");
+    assert!(text.contains("tch:cuda:1"), "{text}");
+    assert!(!out.exists(), "nothing written");
+    let text = failed(train(&out, &["--set", "precision.policy=\"float16\""]));
+    assert!(
+        text.contains("precision.policy") || text.contains("float16"),
+        "{text}"
+    );
+    assert!(text.contains("bfloat16"), "{text}");
+}

@@ -69,7 +69,7 @@ fn bf16_compute_ppo_step_keeps_f32_master_weights() {
         .unwrap();
     assert!(rollout.old_logprobs.iter().all(|l| l.is_finite()));
     assert!(rollout.values.iter().all(|v| v.is_finite()));
-    let stats = t.update(&rollout);
+    let stats = t.update(&rollout).unwrap();
     let first = stats.minibatches[0];
     assert!(first.tokens > 0.0);
     println!(

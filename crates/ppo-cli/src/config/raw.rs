@@ -1,8 +1,8 @@
 //! `RawConfig`: the TOML file as written, every choice already an enum (read once, here).
 
 use ppo_core::{AdvantageEstimator, KlEstimator, LossAggregation};
-use ppo_models::TransformerConfig;
 use ppo_models::hf::ExportDtype;
+use ppo_models::{Precision, TransformerConfig};
 use ppo_sched::PlateauMode;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,17 @@ pub struct RawConfig {
     pub tracking: RawTracking,
     pub generation: RawGeneration,
     pub devices: RawDevices,
+    pub precision: RawPrecision,
+}
+
+/// `[precision]`: compute dtype per role (frozen roles also store their weights in it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrecision {
+    pub policy: Precision,
+    pub reference: Precision,
+    pub critic: Precision,
+    pub reward: Precision,
 }
 
 /// `[devices]`: placement by role ("" = the top-level `device`).

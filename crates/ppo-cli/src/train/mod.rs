@@ -164,7 +164,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed = resolved.raw.seed, steps = shape.total_steps, train_prompts = shape.train_samples,
         eval_prompts = shape.eval_samples, "PPO training");
     info!("{}", sizes(&resolved, &shape));
-    let roles = memory::roles(&resolved.raw, &resolved.model);
+    let roles = memory::roles(&resolved.raw, &resolved.model, &placement);
     let (lines, warning) = memory::describe(&roles, memory::available_bytes());
     for line in lines {
         info!("{line}");

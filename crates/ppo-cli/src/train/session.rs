@@ -22,6 +22,7 @@ use crate::checkpoint::{self, Loaded, TrainingState};
 use crate::config::{Resolved, RunShape};
 use crate::data::PromptFit;
 use crate::device::Placement;
+use crate::models::frozen_in;
 use crate::stop_signal::{self, StopSignal};
 use crate::{export, memory, models};
 
@@ -187,10 +188,17 @@ pub fn build_session(
         Scheduler::new(shape.critic_schedule.clone())?,
         rng.fork(),
     )?;
-    if place.specs[1] != place.specs[0] {
-        let device = place.reference.clone();
-        trainer.map_reference(|reference| burn::module::Module::to_device(reference, &device));
-    }
+    // The frozen reference: on its device, stored and computed in its dtype.
+    let moved = place.specs[1] != place.specs[0];
+    let dtype = resolved.raw.precision.reference;
+    trainer.map_reference(|reference| {
+        let reference = if moved {
+            burn::module::Module::to_device(reference, &place.reference)
+        } else {
+            reference
+        };
+        frozen_in(reference, dtype)
+    });
     let mut train_set = prompts;
     let mut eval_set = train_set.split_off(shape.train_samples);
     eval_set.truncate(shape.eval_samples);
