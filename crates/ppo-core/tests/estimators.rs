@@ -8,20 +8,10 @@ use ppo_core::{
     PpoTrainer, letters_task,
 };
 use ppo_models::{ByteTokenizer, CausalLm, Rng, SamplingConfig, TransformerConfig, ValueModel};
-use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 mod common;
 
-fn schedule(lr: f64) -> Scheduler {
-    Scheduler::new(ScheduleConfig {
-        learning_rate: lr,
-        min_lr: 0.0,
-        warmup_steps: 0,
-        total_steps: 1000,
-        kind: ScheduleKind::Constant,
-    })
-    .unwrap()
-}
+use common::schedule;
 
 /// Scores of `iterations` iterations at learning rate `lr` of 16 prompts × 4 samples on the letters task.
 fn scores(config: PpoConfig, iterations: usize, lr: f64) -> Vec<f64> {

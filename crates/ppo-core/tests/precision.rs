@@ -6,20 +6,10 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Tensor};
 use ppo_core::{CharMatchReward, PpoTrainer, letters_task};
 use ppo_models::{ByteTokenizer, CausalLm, Precision, Rng, TransformerConfig, ValueModel};
-use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 mod common;
 
-fn schedule(lr: f64) -> Scheduler {
-    Scheduler::new(ScheduleConfig {
-        learning_rate: lr,
-        min_lr: 0.0,
-        warmup_steps: 0,
-        total_steps: 1000,
-        kind: ScheduleKind::Constant,
-    })
-    .unwrap()
-}
+use common::schedule;
 
 /// A GAE trainer (policy and critic) whose models compute in `precision`.
 fn trainer(precision: Precision, seed: u64) -> PpoTrainer {

@@ -4,22 +4,12 @@
 use burn::tensor::Device;
 use ppo_core::{CharMatchReward, PpoConfig, PpoTrainer, letters_task};
 use ppo_models::{ByteTokenizer, CausalLm, Rng, TransformerConfig, ValueModel, to_f32_vec};
-use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 mod common;
 
-use common::config;
+use common::schedule;
 
-fn schedule(lr: f64) -> Scheduler {
-    Scheduler::new(ScheduleConfig {
-        learning_rate: lr,
-        min_lr: 0.0,
-        warmup_steps: 0,
-        total_steps: 1000,
-        kind: ScheduleKind::Constant,
-    })
-    .unwrap()
-}
+use common::config;
 
 fn trainer(config: PpoConfig, seed: u64) -> PpoTrainer {
     let device = Device::flex();

@@ -11,6 +11,11 @@ use ppo_models::{HfTokenizer, TokenizerError, log_bucket_position, to_f32_vec};
 use serde::Deserialize;
 use serde_json::Value;
 
+#[path = "support/devices.rs"]
+mod devices;
+
+use devices::devices;
+
 const CASES: [&str; 4] = [
     "v3_shared_c2p_p2c_bin",
     "unshared_c2p_types",
@@ -76,16 +81,6 @@ fn tokenizer_pairs_match_transformers() {
             );
         }
     }
-}
-
-/// flex, and LibTorch on CPU when built with `tch`: the parity test runs on each.
-fn devices() -> Vec<(&'static str, Device)> {
-    #[allow(unused_mut)]
-    let mut devices = vec![("flex", Device::flex())];
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)]
-    devices.push(("tch:cpu", Device::libtorch()));
-    devices
 }
 
 #[test]

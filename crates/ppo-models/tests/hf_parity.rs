@@ -11,6 +11,11 @@ use safetensors::SafeTensors;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+#[path = "support/devices.rs"]
+mod devices;
+
+use devices::devices;
+
 const CAUSAL_CASES: [&str; 4] = [
     "llama_gqa_untied",
     "qwen2_bias_tied",
@@ -20,17 +25,6 @@ const CAUSAL_CASES: [&str; 4] = [
 
 /// Largest |ours − theirs| allowed, relative to the largest |theirs|.
 const REL_TOL: f32 = 1e-4;
-
-/// The backends this test binary has: flex, and LibTorch on CPU when built with `tch`. The
-/// parity tests run on each.
-fn devices() -> Vec<(&'static str, Device)> {
-    #[allow(unused_mut)]
-    let mut devices = vec![("flex", Device::flex())];
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)]
-    devices.push(("tch:cpu", Device::libtorch()));
-    devices
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,6 +2,7 @@
 
 use ppo_core::{AlgorithmConfig, KlConfig, KlEstimator, OptimizerConfig, PpoConfig};
 use ppo_models::SamplingConfig;
+use ppo_sched::{ScheduleConfig, ScheduleKind, Scheduler};
 
 /// A small PPO configuration: 4 prompts × 2 samples, 2 PPO epochs, minibatch 4.
 pub fn config() -> PpoConfig {
@@ -75,3 +76,16 @@ pub const ESTIMATORS: [ppo_core::AdvantageEstimator; 6] = {
         E::ReinforcePpBaseline,
     ]
 };
+
+/// A constant learning rate `lr` for 1000 steps.
+#[allow(dead_code)]
+pub fn schedule(lr: f64) -> Scheduler {
+    Scheduler::new(ScheduleConfig {
+        learning_rate: lr,
+        min_lr: 0.0,
+        warmup_steps: 0,
+        total_steps: 1000,
+        kind: ScheduleKind::Constant,
+    })
+    .unwrap()
+}
