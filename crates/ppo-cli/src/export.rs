@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::Device;
 use ppo_models::hf::{self, ExportDtype, ExportOptions};
 use ppo_models::{ByteTokenizer, CausalLm, Tokenizer, ValueModel};
@@ -30,11 +30,8 @@ pub struct ExportArgs {
 
 /// The dtype named on the command line or in the config.
 pub fn parse_dtype(name: &str) -> Result<ExportDtype> {
-    Ok(match name {
-        "float32" | "f32" | "fp32" => ExportDtype::F32,
-        "bfloat16" | "bf16" => ExportDtype::Bf16,
-        other => bail!("unknown export dtype {other:?} (float32 or bfloat16)"),
-    })
+    name.parse()
+        .with_context(|| format!("invalid export dtype (--dtype {name:?})"))
 }
 
 /// Writes `policy/` and (when there is a critic) `critic/` in Hugging Face format under `dir`

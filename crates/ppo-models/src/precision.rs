@@ -21,11 +21,11 @@ pub enum Precision {
     /// IEEE single precision (`torch.float32`): the default, bit-identical to a model
     /// that never heard of precisions.
     #[default]
-    #[serde(rename = "float32")]
+    #[serde(rename = "float32", alias = "f32", alias = "fp32")]
     F32,
     /// bfloat16 (`torch.bfloat16`): 8 exponent bits as `float32`, 8 significant bits
     /// (relative rounding error up to 2⁻⁸ ≈ 0.4%).
-    #[serde(rename = "bfloat16")]
+    #[serde(rename = "bfloat16", alias = "bf16")]
     Bf16,
 }
 

@@ -174,7 +174,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let params = resolved.model.num_params();
     let critic = critic_origin(&resolved.raw);
-    let mut session = session::build_session(resolved, shape, prompts, run, loaded)?;
+    let mut session = session::build_session(resolved, &placement, shape, prompts, run, loaded)?;
     info!(
         params,
         "policy initialised; {critic}; reference = frozen initial policy"

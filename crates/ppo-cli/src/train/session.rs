@@ -161,15 +161,15 @@ pub struct Session {
 }
 
 /// Builds models, reward, trainer and data split for a fresh run or from the checkpoint
-/// `loaded`; `prompts` are the run's, in training order.
+/// `loaded`, each model on its device of `place`; `prompts` are the run's, in training order.
 pub fn build_session(
     resolved: Resolved,
+    place: &Placement,
     shape: RunShape,
     prompts: Vec<PromptSample>,
     run: RunDir,
     loaded: Option<(PathBuf, Loaded)>,
 ) -> Result<Session> {
-    let place = Placement::of(&resolved.raw)?;
     let mut models = models::build(&resolved.raw, &resolved.model, &place.policy, &place.critic)?;
     if let Some((dir, _)) = &loaded {
         models.critic = checkpoint::load_critic(dir, models.critic)?;

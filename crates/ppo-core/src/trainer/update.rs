@@ -93,7 +93,7 @@ impl PpoTrainer {
                 let mut acc_policy = GradientsAccumulator::<CausalLm>::new();
                 let mut acc_critic = GradientsAccumulator::<ValueModel>::new();
                 let mut mb_stats = TokenStats::empty();
-                let mut finite_losses = true;
+                let mut finite_kl = true;
                 for (micro, micro_weight) in minibatch
                     .chunks(micro_size)
                     .zip(row_weight.chunks(micro_size))
@@ -151,10 +151,11 @@ impl PpoTrainer {
                     if cfg.kl.in_loss {
                         let ref_lp = rows(&rollout.ref_logprobs, d);
                         let kl = crate::loss::kl_penalty(logp, ref_lp, mask_t, cfg.kl.estimator);
-                        stats.kl_loss += f64::from(to_f32_vec(kl.clone().detach().sum())[0]) * beta;
+                        let kl_sum = f64::from(to_f32_vec(kl.clone().detach().sum())[0]);
+                        finite_kl &= kl_sum.is_finite();
+                        stats.kl_loss += kl_sum * beta;
                         total = total + weighted(kl, &weight) * beta;
                     }
-                    finite_losses &= to_f32_vec(total.clone().detach())[0].is_finite();
                     let mut grads = total.backward();
                     acc_policy.accumulate(
                         &self.policy,
@@ -162,7 +163,6 @@ impl PpoTrainer {
                     );
                     if let (Some(critic), Some((vl, weight))) = (&self.critic, vl) {
                         let total = weighted(vl.loss, &weight) * cfg.value_loss_coef;
-                        finite_losses &= to_f32_vec(total.clone().detach())[0].is_finite();
                         let mut grads = total.backward();
                         acc_critic
                             .accumulate(critic, GradientsParams::from_module(&mut grads, critic));
@@ -178,7 +178,12 @@ impl PpoTrainer {
                 });
                 let norm_critic = critic_grads.as_ref().map_or(0.0, |(_, norm)| *norm);
                 // A NaN or infinite loss or gradient never reaches the weights: the step is
-                // skipped (both models), counted, and too many in a row end the update.
+                // skipped (both models), counted, and too many in a row end the update. The
+                // loss terms' sums were read already (token statistics, KL): no extra sync.
+                let finite_losses = finite_kl
+                    && [mb_stats.policy_loss, mb_stats.value_loss, mb_stats.entropy]
+                        .iter()
+                        .all(|v| v.is_finite());
                 if !(finite_losses && norm_policy.is_finite() && norm_critic.is_finite()) {
                     stats.skipped_steps += 1;
                     self.consecutive_skips += 1;

@@ -26,32 +26,16 @@ use crate::{CausalLm, Tokenizer, TransformerConfig, ValueModel};
 const WEIGHTS_FILE: &str = "model.safetensors";
 pub(super) const CONFIG_FILE: &str = "config.json";
 
-/// Precision of the exported weights.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ExportDtype {
-    /// 32-bit floats: reloads bit for bit.
-    #[default]
-    #[serde(rename = "float32", alias = "f32", alias = "fp32")]
-    F32,
-    /// bfloat16, rounded to nearest (ties to even): half the size, as most checkpoints ship.
-    #[serde(rename = "bfloat16", alias = "bf16")]
-    Bf16,
-}
+/// Precision of the exported weights: float32 reloads bit for bit; bfloat16 is rounded to
+/// nearest (ties to even), half the size, as most checkpoints ship. The one float32/bfloat16
+/// choice of the crate ([`crate::Precision`]), named for its use here.
+pub type ExportDtype = crate::Precision;
 
-impl ExportDtype {
-    /// Its name in `config.json`: `"float32"` or `"bfloat16"`.
-    pub fn config_name(self) -> &'static str {
-        match self {
-            Self::F32 => "float32",
-            Self::Bf16 => "bfloat16",
-        }
-    }
-
-    pub(super) fn safetensors_dtype(self) -> Dtype {
-        match self {
-            Self::F32 => Dtype::F32,
-            Self::Bf16 => Dtype::BF16,
-        }
+/// The safetensors dtype of weights exported in `dtype`.
+pub(super) fn safetensors_dtype(dtype: ExportDtype) -> Dtype {
+    match dtype {
+        ExportDtype::F32 => Dtype::F32,
+        ExportDtype::Bf16 => Dtype::BF16,
     }
 }
 

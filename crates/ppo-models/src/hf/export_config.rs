@@ -160,7 +160,7 @@ pub(super) fn config_json(
     set("tie_word_embeddings", json!(c.tie_word_embeddings));
     set("attention_bias", json!(c.attention_bias));
     set("initializer_range", json!(c.initializer_range));
-    set("dtype", json!(options.dtype.config_name()));
+    set("dtype", json!(options.dtype.name()));
     match family {
         HfFamily::Llama => set("mlp_bias", json!(false)),
         HfFamily::Mistral => set("sliding_window", Value::Null),
@@ -194,7 +194,7 @@ pub(super) fn config_json(
         map.remove(key);
     }
     if map.contains_key("torch_dtype") {
-        map.insert("torch_dtype".into(), json!(options.dtype.config_name()));
+        map.insert("torch_dtype".into(), json!(options.dtype.name()));
     }
     let value = Value::Object(map);
     let parsed = parse_config(&value.to_string(), path)?;

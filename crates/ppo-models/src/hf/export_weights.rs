@@ -5,7 +5,7 @@
 use burn::module::{ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
-use super::export::ExportDtype;
+use super::export::{ExportDtype, safetensors_dtype};
 use super::safetensors_io::{CHUNK_ELEMENTS, OutTensor};
 use crate::to_f32_vec;
 
@@ -42,7 +42,7 @@ impl ModuleVisitor for ExportTensors {
         let dims = tensor.dims();
         let numel: usize = dims.iter().product();
         let dtype = self.dtype;
-        let byte_len = numel * dtype.safetensors_dtype().bitsize() / 8;
+        let byte_len = numel * safetensors_dtype(dtype).bitsize() / 8;
         // Linear weights are `[in, out]` here, `[out, in]` in PyTorch; embeddings agree.
         let transpose = D == 2 && !name.ends_with("embed_tokens.weight");
         let (shape, write): (Vec<usize>, WriteFn) = if transpose {
@@ -72,7 +72,7 @@ impl ModuleVisitor for ExportTensors {
         };
         self.tensors.push(OutTensor {
             name,
-            dtype: dtype.safetensors_dtype(),
+            dtype: safetensors_dtype(dtype),
             shape,
             byte_len,
             write,
