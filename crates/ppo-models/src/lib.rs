@@ -27,6 +27,7 @@ mod generate;
 pub mod hf;
 mod layers;
 mod logprobs;
+mod lora;
 mod mask;
 mod ops;
 mod precision;
@@ -41,6 +42,9 @@ pub use deberta::{
 pub use error::ModelError;
 pub use generate::{Generation, SamplingConfig, Stop, generate, generate_chunked, sample_token};
 pub use logprobs::response_logprobs;
+pub use lora::{
+    LORA_TARGETS, LoraConfig, LoraConfigError, LoraRole, adapter_counts, lora_trains, merged,
+};
 pub use mask::{Batch, left_pad};
 pub use precision::Precision;
 pub use rng::{Rng, RngState};

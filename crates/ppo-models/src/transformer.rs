@@ -517,6 +517,15 @@ impl ValueModel {
         &self.model
     }
 
+    /// The same critic with `map(backbone)` under its value head.
+    pub(crate) fn map_backbone(
+        mut self,
+        map: impl FnOnce(TransformerModel) -> TransformerModel,
+    ) -> Self {
+        self.model = map(self.model);
+        self
+    }
+
     /// The same model, run in `precision` from now on; see [`CausalLm::with_compute_dtype`].
     /// The values stay f32.
     pub fn with_compute_dtype(mut self, precision: Precision) -> Self {

@@ -7,6 +7,12 @@ use crate::ModelError;
 /// What can go wrong when reading a Hugging Face checkpoint directory.
 #[derive(Debug, thiserror::Error)]
 pub enum HfError {
+    /// A PEFT adapter was asked of a model without LoRA adapters.
+    #[error("cannot write a LoRA adapter to {dir}: the model has no adapter")]
+    NoAdapter {
+        /// The directory that was to hold it.
+        dir: PathBuf,
+    },
     /// A file could not be read.
     #[error("failed to read {path}")]
     Io {

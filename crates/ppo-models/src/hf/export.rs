@@ -136,17 +136,70 @@ fn save<M: Module>(
     let config_path = dir.join(CONFIG_FILE);
     let config_json = config_json(config, head, options, &config_path)?;
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    // LoRA adapters are folded into the weights they adapt: the file is a plain checkpoint.
     let mut tensors = ExportTensors::new(options.dtype);
-    module.visit(&mut tensors);
+    crate::merged(module.clone()).visit(&mut tensors);
+    write_weights(&dir.join(WEIGHTS_FILE), &tensors)?;
+    write_json(&config_path, &config_json)
+}
+
+fn write_weights(path: &Path, tensors: &ExportTensors) -> Result<(), HfError> {
     let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
-    let weights_path = dir.join(WEIGHTS_FILE);
-    write_atomically(&weights_path, |temp| {
+    write_atomically(path, |temp| {
         super::safetensors_io::write_file(temp, &tensors.tensors, &metadata).map_err(|e| match e {
-            HfError::Io { source, .. } => io_error(&weights_path, source),
+            HfError::Io { source, .. } => io_error(path, source),
             e => e,
         })
-    })?;
-    write_json(&config_path, &config_json)
+    })
+}
+
+/// PEFT's name of an adapter factor (`…q_proj.weight.lora.a` → `base_model.model.…q_proj
+/// .lora_A.weight`); other parameters are not part of an adapter file.
+fn peft_name(path: &str) -> Option<String> {
+    let (module, factor) = path
+        .strip_suffix(".weight.lora.a")
+        .map(|m| (m, "lora_A"))
+        .or_else(|| path.strip_suffix(".weight.lora.b").map(|m| (m, "lora_B")))?;
+    Some(format!("base_model.model.{module}.{factor}.weight"))
+}
+
+/// Writes the policy's LoRA adapters as a PEFT adapter directory: `adapter_model.safetensors`
+/// (`lora_A.weight` `[r, in]`, `lora_B.weight` `[out, r]`, float32) and `adapter_config.json`,
+/// which `peft.PeftModel.from_pretrained(base, dir)` loads over `base_model` (the base
+/// checkpoint's directory or hub name, written as given). Fails when `model` has no adapter.
+pub fn save_peft_adapter(
+    model: &CausalLm,
+    lora: &crate::LoraConfig,
+    base_model: &str,
+    dir: impl AsRef<Path>,
+) -> Result<(), HfError> {
+    let dir = dir.as_ref();
+    let mut tensors = ExportTensors::renamed(ExportDtype::F32, peft_name);
+    model.visit(&mut tensors);
+    if tensors.tensors.is_empty() {
+        return Err(HfError::NoAdapter {
+            dir: dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    write_weights(&dir.join("adapter_model.safetensors"), &tensors)?;
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model,
+        "r": lora.rank,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": 0.0,
+        "target_modules": lora.target_modules,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "inference_mode": true,
+        "init_lora_weights": true,
+        "use_rslora": false,
+        "use_dora": false,
+        "modules_to_save": null,
+    });
+    write_json(&dir.join("adapter_config.json"), &config)
 }
 
 pub(super) fn io_error(path: &Path, source: std::io::Error) -> HfError {

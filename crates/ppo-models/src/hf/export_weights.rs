@@ -9,20 +9,31 @@ use super::export::{ExportDtype, safetensors_dtype};
 use super::safetensors_io::{CHUNK_ELEMENTS, OutTensor};
 use crate::to_f32_vec;
 
+/// The file name of a parameter path, or `None` to leave the parameter out.
+pub(super) type Rename = fn(&str) -> Option<String>;
+
 /// Collects every float parameter under its Hugging Face name, in PyTorch's layout.
 pub(super) struct ExportTensors {
     path: Vec<String>,
     /// The tensors in visiting order.
     pub(super) tensors: Vec<OutTensor>,
     dtype: ExportDtype,
+    rename: Rename,
 }
 
 impl ExportTensors {
+    /// Every parameter, named by its path (our paths are Hugging Face's names).
     pub(super) fn new(dtype: ExportDtype) -> Self {
+        Self::renamed(dtype, |path| Some(path.to_owned()))
+    }
+
+    /// The parameters `rename` names, under those names.
+    pub(super) fn renamed(dtype: ExportDtype, rename: Rename) -> Self {
         Self {
             path: Vec::new(),
             tensors: Vec::new(),
             dtype,
+            rename,
         }
     }
 }
@@ -37,7 +48,9 @@ impl ModuleVisitor for ExportTensors {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let name = self.path.join(".");
+        let Some(name) = (self.rename)(&self.path.join(".")) else {
+            return;
+        };
         let tensor = param.val().detach();
         let dims = tensor.dims();
         let numel: usize = dims.iter().product();

@@ -50,7 +50,8 @@ pub use deberta::{
 };
 pub use error::HfError;
 pub use export::{
-    ExportDtype, ExportOptions, TokenIds, read_config_json, save_causal_lm, save_value_model,
+    ExportDtype, ExportOptions, TokenIds, read_config_json, save_causal_lm, save_peft_adapter,
+    save_value_model,
 };
 pub use tokenizer_files::{
     BYTE_TOKENIZER_SPECIAL_TOKENS, copy_tokenizer_files, write_byte_tokenizer_files,
