@@ -157,6 +157,22 @@ impl PpoTrainer {
         self.reference = map(reference);
     }
 
+    /// Replaces the trained models by `policy(model)` and `critic(model)` (taken without
+    /// autodiff; e.g. LoRA adapters: `|p| p.with_lora(&config, &mut rng)`), keeping the
+    /// reference as it is. Call it before the first step: the optimiser states restart. A
+    /// reference taken from the unadapted policy shares the adapted model's frozen weights.
+    pub fn adapt(
+        &mut self,
+        policy: impl FnOnce(CausalLm) -> CausalLm,
+        critic: impl FnOnce(ValueModel) -> ValueModel,
+    ) {
+        let adapted_policy = policy(self.policy.valid());
+        let adapted_critic = self.critic.as_ref().map(|c| critic(c.valid()));
+        self.policy_optim = AdamW::new(&self.config.policy_optimizer);
+        self.critic_optim = AdamW::new(&self.config.critic_optimizer);
+        self.set_models(adapted_policy, adapted_critic);
+    }
+
     /// The frozen reference policy.
     pub fn reference(&self) -> &CausalLm {
         &self.reference

@@ -6,7 +6,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use ppo_models::{
-    CausalLm, Generation, Stop, Tokenizer, generate_chunked, response_logprobs, to_f32_vec,
+    CausalLm, Generation, Stop, Tokenizer, generate_chunked, merged, response_logprobs, to_f32_vec,
 };
 
 use super::PpoTrainer;
@@ -346,8 +346,9 @@ impl PpoTrainer {
             .map(|s| encode(tokenizer, s, cfg.max_prompt_tokens))
             .unzip();
         let prompts_truncated = truncated.iter().filter(|&&t| t).count() / cfg.group_size;
+        // LoRA adapters are folded in once here, not recomputed at every decoding step.
         let generation = generate_chunked(
-            &self.policy.valid(),
+            &merged(self.policy.valid()),
             &prompts,
             &cfg.sampling,
             Stop::new(tokenizer, &cfg.sampling.stop),
@@ -409,7 +410,7 @@ impl PpoTrainer {
 
         let mut first_epoch_order: Vec<usize> = (0..n).collect();
         self.rng.shuffle(&mut first_epoch_order);
-        let policy = self.policy.valid();
+        let policy = merged(self.policy.valid());
         let (old_logprobs, entropy, ref_logprobs, values) =
             self.inference_passes(&policy, &generation, &first_epoch_order);
         let (r_len, mask) = (generation.response_len, &generation.response_mask);
@@ -510,7 +511,7 @@ impl PpoTrainer {
         g: &Generation,
         order: &[usize],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
-        let critic = self.critic.as_ref().map(|c| c.valid());
+        let critic = self.critic.as_ref().map(|c| merged(c.valid()));
         let temperature = self.config.sampling.logprob_temperature();
         let (l, p) = (g.seq_len(), g.prompt_len);
         let response_ids = g.response_ids();
