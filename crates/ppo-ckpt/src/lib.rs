@@ -33,7 +33,10 @@ pub use layout::{
     TENSORBOARD_DIR,
 };
 pub use manifest::{FileEntry, MANIFEST, Manifest, checksum_file, fnv1a64};
-pub use pack::{TensorPack, load_module, load_tensors, save_module, save_tensors};
+pub use pack::{
+    TensorPack, load_module, load_module_part, load_tensors, save_module, save_module_where,
+    save_tensors,
+};
 pub use retention::{
     Decision, DeleteReason, DeletedDir, KeepReason, PlanEntry, PlanKind, RetentionPlan,
     RetentionReport, apply_retention, plan_retention,

@@ -72,14 +72,15 @@ fn write_pack(
         .map_err(|e| record_error("save", path, e))
 }
 
-/// Every float parameter of a module as a deferred tensor, under its dotted module path.
-#[derive(Default)]
-struct Collect {
+/// The float parameters of a module `keep` accepts, as deferred tensors under their dotted
+/// module paths.
+struct Collect<'a> {
     path: Vec<String>,
     tensors: Vec<burn_pack::Tensor>,
+    keep: &'a dyn Fn(&str) -> bool,
 }
 
-impl ModuleVisitor for Collect {
+impl ModuleVisitor for Collect<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_owned());
     }
@@ -89,8 +90,11 @@ impl ModuleVisitor for Collect {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let tensor = param.transform_for_save().val();
         let name = self.path.join(".");
+        if !(self.keep)(&name) {
+            return;
+        }
+        let tensor = param.transform_for_save().val();
         self.tensors
             .push(deferred(name, Some(param.id.val()), tensor));
     }
@@ -99,9 +103,74 @@ impl ModuleVisitor for Collect {
 /// Saves `module`'s weights as a burnpack file at `path`, one parameter at a time: the memory
 /// it needs beyond the model is about the largest parameter.
 pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<(), CkptError> {
-    let mut collect = Collect::default();
+    save_module_where(module, path, &|_| true)
+}
+
+/// [`save_module`] for the parameters whose dotted path `keep` accepts (the trained part of
+/// a module whose other parameters are rebuilt from elsewhere, e.g. LoRA adapters).
+pub fn save_module_where<M: Module>(
+    module: &M,
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(), CkptError> {
+    let mut collect = Collect {
+        path: Vec::new(),
+        tensors: Vec::new(),
+        keep,
+    };
     module.visit(&mut collect);
     write_pack(collect.tensors, &BTreeMap::new(), path)
+}
+
+/// Loads a file written by [`save_module_where`] into `module`: the parameters whose path
+/// `expected` accepts must all be in the file (an error names the first one missing); the
+/// others keep their values.
+pub fn load_module_part<M: Module>(
+    module: M,
+    path: &Path,
+    expected: &dyn Fn(&str) -> bool,
+) -> Result<M, CkptError> {
+    let reader = Reader::from_file(path).map_err(|e| record_error("load", path, e))?;
+    let names: std::collections::HashSet<String> =
+        reader.tensor_names().into_iter().map(str::to_owned).collect();
+    drop(reader);
+    let mut wanted = Paths::default();
+    module.visit(&mut wanted);
+    if let Some(missing) = wanted
+        .0
+        .iter()
+        .find(|p| expected(p.as_str()) && !names.contains(p.as_str()))
+    {
+        return Err(record_error(
+            "load",
+            path,
+            format!("tensor `{missing}` is missing (a checkpoint of another model or settings?)"),
+        ));
+    }
+    let record = burn::store::ModuleRecord::load(path)
+        .map_err(|e| record_error("load", path, e))?
+        .allow_partial(true);
+    module
+        .try_load_record(record)
+        .map_err(|e| record_error("load", path, e))
+}
+
+/// The dotted paths of a module's float parameters.
+#[derive(Default)]
+struct Paths(Vec<String>, Vec<String>);
+
+impl ModuleVisitor for Paths {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.1.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.1.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
+        self.0.push(self.1.join("."));
+    }
 }
 
 /// Loads weights saved by [`save_module`] into `module` (same shape), keeping the file's

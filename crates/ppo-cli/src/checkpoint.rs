@@ -5,7 +5,7 @@
 //! step_N/
 //! ├── manifest.json          # size + FNV-1a 64 of every file (ppo-ckpt)
 //! ├── checkpoint.json        # step, epoch, eval_reward, time, version
-//! ├── policy/model.bpk       # weights (burnpack, parameter ids kept)
+//! ├── policy/model.bpk       # weights (burnpack, parameter ids kept; with LoRA the adapters only)
 //! ├── policy/config.json     # model shape
 //! ├── critic/model.bpk       # only with a critic (advantage_estimator = "gae")
 //! ├── optimizer/policy.bpk   # AdamW moments (`{param}.exp_avg`, `.exp_avg_sq`) and step counts
@@ -22,7 +22,8 @@ use burn::tensor::Device;
 use ppo_ckpt::CheckpointMeta;
 use ppo_core::{DataOrder, EarlyStopping, PpoTrainer, TrainerState};
 use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
-use ppo_models::{CausalLm, TransformerConfig, ValueModel};
+use burn::module::Module;
+use ppo_models::{CausalLm, LoraRole, TransformerConfig, ValueModel, adapter_counts, lora_trains};
 use serde::{Deserialize, Serialize};
 
 /// Format version of `training_state.json` (2: AdamW moments keyed by parameter path).
@@ -60,11 +61,32 @@ pub fn write_models(dir: &Path, trainer: &PpoTrainer, model: &TransformerConfig)
         fs_err::create_dir_all(dir.join(name))?;
         fs_err::write(dir.join(name).join("config.json"), &shape)?;
     }
-    ppo_ckpt::save_module(trainer.policy(), &dir.join("policy/model.bpk"))?;
+    save_model(trainer.policy(), LoraRole::Policy, &dir.join("policy/model.bpk"))?;
     if let Some(critic) = critic {
-        ppo_ckpt::save_module(critic, &dir.join("critic/model.bpk"))?;
+        save_model(critic, LoraRole::Critic, &dir.join("critic/model.bpk"))?;
     }
     Ok(())
+}
+
+/// Saves a model's weights; one with LoRA adapters saves only what it trains (the adapters
+/// and a critic's value head: the base is rebuilt from the configuration).
+fn save_model<M: Module>(model: &M, role: LoraRole, path: &Path) -> Result<()> {
+    if adapter_counts(model).1 > 0 {
+        ppo_ckpt::save_module_where(model, path, &|p| lora_trains(role, p))?;
+    } else {
+        ppo_ckpt::save_module(model, path)?;
+    }
+    Ok(())
+}
+
+/// Loads weights written by `save_model` into `model` (built from the run's configuration:
+/// with LoRA adapters, every trained tensor must be in the file and the base keeps its values).
+pub fn load_model<M: Module>(model: M, role: LoraRole, path: &Path) -> Result<M> {
+    Ok(if adapter_counts(&model).1 > 0 {
+        ppo_ckpt::load_module_part(model, path, &|p| lora_trains(role, p))?
+    } else {
+        ppo_ckpt::load_module(model, path)?
+    })
 }
 
 /// Fills a checkpoint directory (called inside `write_atomic` / `replace_atomic`).
@@ -152,15 +174,18 @@ pub fn load_critic(dir: &Path, critic: Option<ValueModel>) -> Result<Option<Valu
             dir.display()
         );
     }
-    Ok(Some(ppo_ckpt::load_module(critic, &path)?))
+    Ok(Some(load_model(critic, LoraRole::Critic, &path)?))
 }
 
 /// Loads the checkpoint's policy weights and optimiser states into `trainer` (built fresh from
 /// the same configuration and seed, on a critic loaded with [`load_critic`]) and restores its
 /// state. The policy's old values stay as the frozen reference.
 pub fn restore_trainer(dir: &Path, trainer: &mut PpoTrainer, state: TrainerState) -> Result<()> {
-    let policy: CausalLm =
-        ppo_ckpt::load_module(trainer.policy().clone(), &dir.join("policy/model.bpk"))?;
+    let policy: CausalLm = load_model(
+        trainer.policy().clone(),
+        LoraRole::Policy,
+        &dir.join("policy/model.bpk"),
+    )?;
     // Each optimiser's moments go to its model's device.
     let optim = |name: &str, device: &Device| -> Result<ppo_core::OptimizerTensors> {
         let pack = ppo_ckpt::load_tensors(&dir.join(format!("optimizer/{name}.bpk")), device)?;

@@ -68,7 +68,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         raw.precision.reference,
     );
     let out = ppo_core::evaluate(
-        &m.policy.valid(),
+        &ppo_models::merged(m.policy.valid()),
         &reference,
         &EvalSettings::from(&ppo),
         &samples,

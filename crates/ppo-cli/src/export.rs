@@ -3,13 +3,15 @@
 //! has a critic, `critic/` (`…ForSequenceClassification` with one label: the value head as
 //! `score`), each with
 //! `config.json`, `model.safetensors` and the tokenizer files, plus the run's `config.toml`.
+//! LoRA adapters are folded into the exported weights; with `lora.export_adapter` the policy's
+//! are also written as a PEFT directory, `policy-adapter/`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use ppo_models::hf::{self, ExportDtype, ExportOptions};
-use ppo_models::{ByteTokenizer, CausalLm, Tokenizer, ValueModel};
+use ppo_models::{ByteTokenizer, CausalLm, LoraRole, Tokenizer, ValueModel};
 
 use crate::config::{self, CriticInit, RawConfig};
 use crate::models;
@@ -98,6 +100,18 @@ pub fn write_hf(
             }
         }
     }
+    if let Some(lora) = raw.lora.config().filter(|_| raw.lora.export_adapter) {
+        // The base the adapters go on: the policy's directory (absolute where it resolves),
+        // "" for the built-in model, which has none on disk.
+        let base = match &source {
+            Some(src) => fs_err::canonicalize(src)
+                .unwrap_or_else(|_| src.clone())
+                .display()
+                .to_string(),
+            None => String::new(),
+        };
+        hf::save_peft_adapter(policy, &lora, &base, dir.join("policy-adapter"))?;
+    }
     Ok(())
 }
 
@@ -136,8 +150,10 @@ pub fn load_checkpoint_models(
     let model = config::model_config(&raw)?;
     let built = models::build(&raw, &model, device, device)?;
     let initial_policy = keep_initial.then(|| built.policy.clone());
-    // Without the initial policy the loads replace the only copy, one parameter at a time.
-    let policy = ppo_ckpt::load_module(built.policy, &dir.join("policy/model.bpk"))?;
+    // Without the initial policy the loads replace the only copy, one parameter at a time
+    // (with LoRA only the adapters are read, over the rebuilt base).
+    let policy = models::with_policy_lora(&raw, built.policy);
+    let policy = crate::checkpoint::load_model(policy, LoraRole::Policy, &dir.join("policy/model.bpk"))?;
     let critic = crate::checkpoint::load_critic(dir, built.critic)?;
     Ok(CheckpointModels {
         raw,

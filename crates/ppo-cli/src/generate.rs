@@ -109,7 +109,8 @@ fn load(
         .context("give --model or --checkpoint")?;
     let m = export::load_checkpoint_models(dir, device, false)?;
     let tokenizer = models::policy_tokenizer(&m.raw, format)?;
-    Ok((m.policy, tokenizer))
+    // LoRA adapters folded in once, not at every decoding step.
+    Ok((ppo_models::merged(m.policy), tokenizer))
 }
 
 /// `ppo-cli generate`.

@@ -19,8 +19,12 @@ pub struct Role {
     pub name: &'static str,
     /// Parameters.
     pub params: u64,
-    /// Trained roles also hold a gradient and two AdamW moments per parameter.
+    /// Trained roles also hold a gradient and two AdamW moments per trained parameter.
     pub trained: bool,
+    /// Parameters that train (all of a trained role's, or its LoRA adapters and head).
+    pub trained_params: u64,
+    /// A frozen role that shares the weights of another (the reference of a LoRA run).
+    pub shared_with: Option<&'static str>,
     /// Bytes per stored weight: 4 (f32; trained roles always keep f32 masters) or 2 (a frozen
     /// role in bfloat16).
     pub weight_bytes: u64,
@@ -35,15 +39,19 @@ impl Role {
             name,
             params,
             trained,
+            trained_params: if trained { params } else { 0 },
+            shared_with: None,
             weight_bytes: 4,
             device: device.to_owned(),
         }
     }
 
-    /// Bytes of weights (+ f32 gradients + two f32 moments when trained).
+    /// Bytes of weights (+ f32 gradients + two f32 moments of the trained parameters).
     pub fn bytes(&self) -> u64 {
-        if self.trained {
-            self.params * 4 * 4
+        if self.shared_with.is_some() {
+            0
+        } else if self.trained {
+            self.params * 4 + self.trained_params * 3 * 4
         } else {
             self.params * self.weight_bytes
         }
@@ -80,6 +88,18 @@ fn value_model_params(dir: &str) -> Option<u64> {
         .map(|config| critic_params(&config))
 }
 
+/// The shape of the critic's backbone (`None` when its config cannot be read).
+fn critic_backbone(raw: &RawConfig, policy: &TransformerConfig) -> Option<TransformerConfig> {
+    let m = &raw.model;
+    if !m.critic.is_empty() {
+        hf::load_config(Path::new(&m.critic)).ok()
+    } else if m.critic_init == CriticInit::Reward {
+        hf::load_config(Path::new(&m.reward)).ok()
+    } else {
+        Some(policy.clone())
+    }
+}
+
 /// The models `raw` will build, with `policy` the resolved policy shape, on the devices of
 /// `placement`.
 pub fn roles(raw: &RawConfig, policy: &TransformerConfig, placement: &Placement) -> Vec<Role> {
@@ -101,15 +121,47 @@ pub fn roles(raw: &RawConfig, policy: &TransformerConfig, placement: &Placement)
     } else {
         Some(critic_params(policy))
     };
+    // LoRA: the adapters (and the critic's head) train over frozen weights; the reference is
+    // the policy's base itself when it lives on the same device in the same dtype.
+    let lora = raw.lora.config();
+    let adapters = |lora: Option<&ppo_models::LoraConfig>, shape: &TransformerConfig| {
+        lora.map(|l| l.num_params(shape) as u64)
+    };
+    let policy_adapters = adapters(lora.as_ref(), policy);
+    let policy_role = match policy_adapters {
+        Some(a) => Role {
+            params: policy_params + a,
+            trained_params: a,
+            ..Role::new("policy", policy_params, true, policy_device)
+        },
+        None => Role::new("policy", policy_params, true, policy_device),
+    };
+    let shares = policy_adapters.is_some()
+        && reference_device == policy_device
+        && raw.precision.reference == Precision::F32;
     let mut roles = vec![
-        Role::new("policy", policy_params, true, policy_device),
+        policy_role,
         Role {
             weight_bytes: frozen_bytes(raw.precision.reference),
+            shared_with: shares.then_some("policy"),
             ..Role::new("reference", policy_params, false, reference_device)
         },
     ];
     if let Some(params) = critic {
-        roles.push(Role::new("critic", params, true, critic_device));
+        let shape = critic_backbone(raw, policy);
+        let critic_lora = raw.lora.critic_config();
+        roles.push(match (critic_lora, shape) {
+            (Some(l), Some(shape)) => {
+                let a = l.num_params(&shape) as u64;
+                Role {
+                    params: params + a,
+                    // The adapters and the value head.
+                    trained_params: a + shape.hidden_size as u64,
+                    ..Role::new("critic", params, true, critic_device)
+                }
+            }
+            _ => Role::new("critic", params, true, critic_device),
+        });
     }
     let reward_model = raw
         .reward
@@ -149,7 +201,19 @@ pub fn describe(roles: &[Role], available: Option<u64>) -> (Vec<String>, Option<
     let mut lines = Vec::new();
     for r in roles {
         let weights = r.params * 4;
-        let detail = if r.trained {
+        let trained = r.trained_params * 4;
+        let detail = if let Some(other) = r.shared_with {
+            format!("frozen, the {other}'s base weights (LoRA: no copy of its own)")
+        } else if r.trained && r.trained_params < r.params {
+            format!(
+                "weights {:.2} (frozen but {:.1} M trained: LoRA) + gradients {:.3} + AdamW \
+                 moments {:.3} GiB",
+                gib(weights),
+                r.trained_params as f64 / 1e6,
+                gib(trained),
+                gib(2 * trained)
+            )
+        } else if r.trained {
             format!(
                 "weights {:.2} + gradients {:.2} + AdamW moments {:.2} GiB",
                 gib(weights),
@@ -263,6 +327,38 @@ mod tests {
         assert!(warning.contains("gradient_checkpointing"), "{warning}");
         assert!(describe(&roles, Some(32 << 30)).1.is_none());
         assert!(describe(&roles, None).1.is_none());
+    }
+
+    #[test]
+    fn lora_plan_by_hand() {
+        let sets: Vec<String> = ["lora.rank=16", "lora.target_modules=[\"q_proj\",\"v_proj\"]"]
+            .map(String::from)
+            .to_vec();
+        let resolved = crate::config::load(None, &sets).unwrap();
+        let placement = Placement::of(&resolved.raw).unwrap();
+        let roles = roles(&resolved.raw, &q06(), &placement);
+        let p = 596_049_920u64;
+        // q_proj 1024 → 2048, v_proj 1024 → 1024: 16·(3072 + 2048) per layer, 28 layers.
+        let adapters = 16 * (3072 + 2048) * 28;
+        assert_eq!(roles[0].params, p + adapters);
+        assert_eq!(roles[0].trained_params, adapters);
+        // Weights in f32, gradients and two moments only for the adapters.
+        assert_eq!(roles[0].bytes(), 4 * (p + adapters) + 12 * adapters);
+        // The reference is the policy's base: nothing of its own.
+        assert_eq!(roles[1].shared_with, Some("policy"));
+        assert_eq!(roles[1].bytes(), 0);
+        // The critic: its backbone's adapters and the value head train.
+        assert_eq!(roles[2].trained_params, adapters + 1024);
+        assert_eq!(roles[2].params, p + 1024 + adapters);
+        let (lines, _) = describe(&roles, None);
+        assert!(lines[1].contains("no copy of its own"), "{lines:?}");
+        assert!(lines[0].contains("2.3 M trained: LoRA"), "{lines:?}");
+        // In bf16 the reference is a copy of its own again (half the size).
+        let sets = [sets, vec!["precision.reference=\"bfloat16\"".into()]].concat();
+        let resolved = crate::config::load(None, &sets).unwrap();
+        let roles = super::roles(&resolved.raw, &q06(), &placement);
+        assert_eq!(roles[1].shared_with, None);
+        assert_eq!(roles[1].bytes(), 2 * p);
     }
 
     #[test]

@@ -151,6 +151,12 @@ pub fn build(
     let p = &raw.precision;
     let policy = policy.with_compute_dtype(p.policy);
     let critic = critic.map(|critic| critic.with_compute_dtype(p.critic));
+    // The critic has no frozen copy to keep: its adapters go on here (the policy's are put on
+    // by `with_policy_lora` once the reference is taken).
+    let critic = match raw.lora.critic_config() {
+        Some(lora) => critic.map(|c| c.with_lora(&lora, &mut lora_rng(raw.seed, LORA_CRITIC))),
+        None => critic,
+    };
     if let Some(critic) = &critic {
         check_vocab(
             critic.config(),
@@ -164,6 +170,23 @@ pub fn build(
         tokenizer,
         rng,
     })
+}
+
+/// Streams of the LoRA `A` draws, apart from the other draws of a run (a run without
+/// adapters draws exactly what it drew before adapters existed).
+const LORA_POLICY: u64 = 0x4c6f_5241_0001;
+const LORA_CRITIC: u64 = 0x4c6f_5241_0002;
+
+fn lora_rng(seed: u64, stream: u64) -> Rng {
+    Rng::new(seed ^ stream)
+}
+
+/// `policy` with the adapters of `[lora]` (as it is without).
+pub fn with_policy_lora(raw: &RawConfig, policy: CausalLm) -> CausalLm {
+    match raw.lora.config() {
+        Some(lora) => policy.with_lora(&lora, &mut lora_rng(raw.seed, LORA_POLICY)),
+        None => policy,
+    }
 }
 
 /// A critic directory: a `…ForSequenceClassification` checkpoint as is, or a `…ForCausalLM`

@@ -44,13 +44,18 @@ pub struct LoraConfig {
     pub target_modules: Vec<String>,
 }
 
-/// A [`LoraConfig`] that cannot be used; the message says which field and why.
+/// A [`LoraConfig`] that cannot be used: which setting, and why.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LoraConfigError(pub String);
+pub struct LoraConfigError {
+    /// The setting, with the prefix given to [`LoraConfig::validate`] (`lora.rank`).
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
 
 impl fmt::Display for LoraConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}: {}", self.key, self.message)
     }
 }
 
@@ -59,32 +64,55 @@ impl std::error::Error for LoraConfigError {}
 impl LoraConfig {
     /// Checks rank, alpha and targets (`prefix` names the settings in the message, e.g. `lora`).
     pub fn validate(&self, prefix: &str) -> Result<(), LoraConfigError> {
-        let bad = |message: String| Err(LoraConfigError(message));
+        let bad = |key: &str, message: String| {
+            Err(LoraConfigError {
+                key: format!("{prefix}.{key}"),
+                message,
+            })
+        };
         if self.rank == 0 {
-            return bad(format!("{prefix}.rank must be at least 1"));
+            return bad("rank", "must be at least 1".into());
         }
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return bad(format!(
-                "{prefix}.alpha must be a positive number, got {}",
-                self.alpha
-            ));
+            return bad(
+                "alpha",
+                format!("must be a positive number, got {}", self.alpha),
+            );
         }
+        let choices = LORA_TARGETS.join(", ");
         if self.target_modules.is_empty() {
-            return bad(format!(
-                "{prefix}.target_modules is empty; choose from {}",
-                LORA_TARGETS.join(", ")
-            ));
+            return bad("target_modules", format!("is empty; choose from {choices}"));
         }
         for name in &self.target_modules {
             if !LORA_TARGETS.contains(&name.as_str()) {
-                return bad(format!(
-                    "{prefix}.target_modules: {name:?} is not a projection of this model; \
-                     choose from {}",
-                    LORA_TARGETS.join(", ")
-                ));
+                return bad(
+                    "target_modules",
+                    format!("{name:?} is not a projection of this model; choose from {choices}"),
+                );
             }
         }
         Ok(())
+    }
+
+    /// Adapter parameters on a model of shape `model`: `r·(in + out)` per targeted
+    /// projection and layer.
+    pub fn num_params(&self, model: &crate::TransformerConfig) -> usize {
+        let h = model.hidden_size;
+        let q = model.num_attention_heads * model.head_dim;
+        let kv = model.num_key_value_heads * model.head_dim;
+        let i = model.intermediate_size;
+        let per_layer: usize = self
+            .target_modules
+            .iter()
+            .map(|t| match t.as_str() {
+                "q_proj" => h + q,
+                "k_proj" | "v_proj" => h + kv,
+                "o_proj" => q + h,
+                "gate_proj" | "up_proj" | "down_proj" => h + i,
+                _ => 0,
+            })
+            .sum();
+        self.rank * per_layer * model.num_hidden_layers
     }
 
     /// `α / r`.

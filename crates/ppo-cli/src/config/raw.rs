@@ -2,7 +2,7 @@
 
 use ppo_core::{AdvantageEstimator, KlEstimator, LossAggregation};
 use ppo_models::hf::ExportDtype;
-use ppo_models::{Precision, TransformerConfig};
+use ppo_models::{LoraConfig, Precision, TransformerConfig};
 use ppo_sched::PlateauMode;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,37 @@ pub struct RawConfig {
     pub generation: RawGeneration,
     pub devices: RawDevices,
     pub precision: RawPrecision,
+    pub lora: RawLora,
+}
+
+/// `[lora]`: LoRA adapters on the trained models (`rank = 0`: full fine-tuning).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLora {
+    pub rank: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    pub target_modules: Vec<String>,
+    /// Adapters on the critic's backbone too (else the critic trains in full).
+    pub critic: bool,
+    /// Exports also write the policy's adapters as a PEFT directory (`policy-adapter/`).
+    pub export_adapter: bool,
+}
+
+impl RawLora {
+    /// The adapters' settings, `None` without adapters (`rank = 0`).
+    pub fn config(&self) -> Option<LoraConfig> {
+        (self.rank > 0).then(|| LoraConfig {
+            rank: self.rank,
+            alpha: self.alpha,
+            target_modules: self.target_modules.clone(),
+        })
+    }
+
+    /// The critic's adapters, `None` when it trains in full.
+    pub fn critic_config(&self) -> Option<LoraConfig> {
+        self.config().filter(|_| self.critic)
+    }
 }
 
 /// `[precision]`: compute dtype per role (frozen roles also store their weights in it).

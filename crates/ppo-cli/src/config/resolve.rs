@@ -96,6 +96,7 @@ pub fn resolve(raw: RawConfig) -> Result<Resolved> {
     // Checked with the shortest horizon a run can have, so that a bad value is named before
     // any prompt is read; [`Resolved::shape`] sets the real one.
     resolved.schedules(0)?;
+    check_lora(&resolved.raw)?;
     let tracking = &resolved.raw.tracking;
     if tracking.enabled && tracking.experiment_name.trim().is_empty() {
         bail!("invalid config key `tracking.experiment_name`: must not be empty");
@@ -513,4 +514,21 @@ fn schedule_error_key<'a>(error: &SchedError, lr_key: &'a str) -> &'a str {
         SchedError::InvalidFactor(_) => "plateau_factor",
         SchedError::InvalidThreshold(_) => "plateau_threshold",
     }
+}
+
+/// `[lora]`, when on: rank, alpha and targets, and no dropout.
+fn check_lora(raw: &RawConfig) -> Result<()> {
+    let Some(lora) = raw.lora.config() else {
+        return Ok(());
+    };
+    if raw.lora.dropout != 0.0 {
+        bail!(
+            "invalid config key `lora.dropout`: {} is not supported; only 0 (ppo-rs's adapters \
+             have no dropout: the rollout's and the update's log-probabilities must agree)",
+            raw.lora.dropout
+        );
+    }
+    lora.validate("lora")
+        .map_err(|e| anyhow::anyhow!("invalid config key `{}`: {}", e.key, e.message))?;
+    Ok(())
 }

@@ -188,6 +188,13 @@ pub fn build_session(
         Scheduler::new(shape.critic_schedule.clone())?,
         rng.fork(),
     )?;
+    // LoRA: the reference above is the base; the policy trains adapters over the same weights.
+    if resolved.raw.lora.config().is_some() {
+        trainer.adapt(
+            |policy| models::with_policy_lora(&resolved.raw, policy),
+            |critic| critic,
+        );
+    }
     // The frozen reference: on its device, stored and computed in its dtype.
     let moved = place.specs[1] != place.specs[0];
     let dtype = resolved.raw.precision.reference;

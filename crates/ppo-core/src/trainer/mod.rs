@@ -310,7 +310,7 @@ impl PpoTrainer {
         rng: &mut Rng,
     ) -> Result<EvalOutput, CoreError> {
         crate::evaluate::evaluate(
-            &self.policy.valid(),
+            &ppo_models::merged(self.policy.valid()),
             &self.reference,
             &EvalSettings::from(&self.config),
             samples,
