@@ -9,7 +9,9 @@ EXPECTED_JSON (written by crates/ppo-models/tests/hf_export.rs) holds
 {"rel_tol": 1e-4, "cases": [CASE, ...]}; each CASE names a sub-directory of DIR and holds:
 
   name          sub-directory with config.json + model.safetensors
-  head          "causal_lm" (AutoModelForCausalLM) or "value" (AutoModelForSequenceClassification)
+  head          "causal_lm" (AutoModelForCausalLM), "value" (AutoModelForSequenceClassification)
+                or "peft" (a PEFT LoRA adapter directory loaded with peft.PeftModel over the
+                causal LM in the sub-directory named by "base")
   input_ids     [[id, ...], ...], one unpadded batch
   logits        flat row-major logits [batch, seq, vocab] with logits_shape   (causal_lm)
   values        flat per-token values [batch, seq] with values_shape          (value)
@@ -74,11 +76,21 @@ class Checker:
             self.fail(case, f"{what}: ppo-rs {ours!r}, transformers {theirs!r}")
 
 
-def check_causal_lm(checker, case, directory):
+def check_causal_lm(checker, case, directory, base=None):
     name = case["name"]
-    model = AutoModelForCausalLM.from_pretrained(
-        directory, dtype=torch.float32, attn_implementation="eager"
-    ).eval()
+    if base is None:
+        model = AutoModelForCausalLM.from_pretrained(
+            directory, dtype=torch.float32, attn_implementation="eager"
+        ).eval()
+    else:
+        # A PEFT LoRA adapter directory over the base checkpoint `base`.
+        import peft
+
+        base_model = AutoModelForCausalLM.from_pretrained(
+            base, dtype=torch.float32, attn_implementation="eager"
+        )
+        model = peft.PeftModel.from_pretrained(base_model, directory).eval()
+        print(f"  peft {peft.__version__}")
     print(f"  loaded {type(model).__name__}")
     ids = torch.tensor(case["input_ids"])
     with torch.no_grad():
@@ -180,6 +192,8 @@ def main():
         try:
             if case["head"] == "causal_lm":
                 model = check_causal_lm(checker, case, directory)
+            elif case["head"] == "peft":
+                model = check_causal_lm(checker, case, directory, args.dir / case["base"])
             elif case["head"] == "value":
                 model = check_value_model(checker, case, directory)
             else:

@@ -21,7 +21,7 @@ for line in open(sys.argv[1]):
         have = md.version(name)
         if have != version:
             sys.exit(f"{name} {have} installed, {version} required")
-import torch, transformers  # noqa: F401  (fails when the install is broken)
+import torch, transformers, peft  # noqa: F401  (fails when the install is broken)
 PY
 }
 if [ -x "$python" ] && check 2>/dev/null; then

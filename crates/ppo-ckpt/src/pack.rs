@@ -131,8 +131,11 @@ pub fn load_module_part<M: Module>(
     expected: &dyn Fn(&str) -> bool,
 ) -> Result<M, CkptError> {
     let reader = Reader::from_file(path).map_err(|e| record_error("load", path, e))?;
-    let names: std::collections::HashSet<String> =
-        reader.tensor_names().into_iter().map(str::to_owned).collect();
+    let names: std::collections::HashSet<String> = reader
+        .tensor_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     drop(reader);
     let mut wanted = Paths::default();
     module.visit(&mut wanted);

@@ -18,11 +18,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use burn::module::Module;
 use burn::tensor::Device;
 use ppo_ckpt::CheckpointMeta;
 use ppo_core::{DataOrder, EarlyStopping, PpoTrainer, TrainerState};
 use ppo_log::{MetricsRecord, MetricsWriter, read_metrics};
-use burn::module::Module;
 use ppo_models::{CausalLm, LoraRole, TransformerConfig, ValueModel, adapter_counts, lora_trains};
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +61,11 @@ pub fn write_models(dir: &Path, trainer: &PpoTrainer, model: &TransformerConfig)
         fs_err::create_dir_all(dir.join(name))?;
         fs_err::write(dir.join(name).join("config.json"), &shape)?;
     }
-    save_model(trainer.policy(), LoraRole::Policy, &dir.join("policy/model.bpk"))?;
+    save_model(
+        trainer.policy(),
+        LoraRole::Policy,
+        &dir.join("policy/model.bpk"),
+    )?;
     if let Some(critic) = critic {
         save_model(critic, LoraRole::Critic, &dir.join("critic/model.bpk"))?;
     }

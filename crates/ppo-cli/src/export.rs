@@ -153,7 +153,8 @@ pub fn load_checkpoint_models(
     // Without the initial policy the loads replace the only copy, one parameter at a time
     // (with LoRA only the adapters are read, over the rebuilt base).
     let policy = models::with_policy_lora(&raw, built.policy);
-    let policy = crate::checkpoint::load_model(policy, LoraRole::Policy, &dir.join("policy/model.bpk"))?;
+    let policy =
+        crate::checkpoint::load_model(policy, LoraRole::Policy, &dir.join("policy/model.bpk"))?;
     let critic = crate::checkpoint::load_critic(dir, built.critic)?;
     Ok(CheckpointModels {
         raw,

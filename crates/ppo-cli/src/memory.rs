@@ -331,9 +331,12 @@ mod tests {
 
     #[test]
     fn lora_plan_by_hand() {
-        let sets: Vec<String> = ["lora.rank=16", "lora.target_modules=[\"q_proj\",\"v_proj\"]"]
-            .map(String::from)
-            .to_vec();
+        let sets: Vec<String> = [
+            "lora.rank=16",
+            "lora.target_modules=[\"q_proj\",\"v_proj\"]",
+        ]
+        .map(String::from)
+        .to_vec();
         let resolved = crate::config::load(None, &sets).unwrap();
         let placement = Placement::of(&resolved.raw).unwrap();
         let roles = roles(&resolved.raw, &q06(), &placement);

@@ -13,6 +13,7 @@ use std::process::Command;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData, bf16};
+use ppo_models::LoraConfig;
 use ppo_models::hf::{self, ExportDtype, ExportOptions, HfError, HfFamily, HfHead, TokenIds};
 use ppo_models::{
     ByteTokenizer, CausalLm, HfTokenizer, Rng, SamplingConfig, Tokenizer, TransformerConfig,
@@ -83,6 +84,8 @@ fn qwen3_qknorm() -> TransformerConfig {
 struct Randomize {
     path: Vec<String>,
     rng: Rng,
+    /// Only the LoRA factors (`….lora.a`, `….lora.b`).
+    adapters_only: bool,
 }
 
 impl ModuleMapper for Randomize {
@@ -96,6 +99,9 @@ impl ModuleMapper for Randomize {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let name = self.path.join(".");
+        if self.adapters_only && !name.contains(".lora.") {
+            return param;
+        }
         let (offset, std) = if name.contains("norm") {
             (1.0, 0.2)
         } else if name.ends_with("bias") {
@@ -118,7 +124,20 @@ fn randomize<M: Module>(module: M, seed: u64) -> M {
     module.map(&mut Randomize {
         path: Vec::new(),
         rng: Rng::new(seed),
+        adapters_only: false,
     })
+}
+
+/// `model` with LoRA adapters on every projection, both factors random (as training leaves
+/// them), over its unchanged weights.
+fn lora_trained(model: CausalLm, lora: &LoraConfig, seed: u64) -> CausalLm {
+    model
+        .with_lora(lora, &mut Rng::new(seed))
+        .map(&mut Randomize {
+            path: Vec::new(),
+            rng: Rng::new(seed + 1),
+            adapters_only: true,
+        })
 }
 
 fn causal_lm(config: &TransformerConfig, seed: u64) -> CausalLm {
@@ -789,6 +808,26 @@ fn export_for_transformers(dir: &Path) -> Value {
     }));
 
     cases.push(export_byte_model(&dir.join("byte_tokenizer_model")));
+
+    // LoRA: the merged export is a plain checkpoint with the adapted model's logits, and the
+    // PEFT adapter loaded by peft over the base export gives them too.
+    let lora = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        target_modules: ppo_models::LORA_TARGETS.map(String::from).to_vec(),
+    };
+    let base = causal_lm(&llama_untied(), 31);
+    hf::save_causal_lm(&base, dir.join("lora_base"), &f32_options).unwrap();
+    let adapted = lora_trained(base, &lora, 32);
+    hf::save_causal_lm(&adapted, dir.join("lora_merged"), &f32_options).unwrap();
+    cases.push(causal_case("lora_merged", &adapted, &prompts, None, 0));
+    let adapter_dir = dir.join("lora_adapter");
+    let base_dir = dir.join("lora_base").display().to_string();
+    hf::save_peft_adapter(&adapted, &lora, &base_dir, &adapter_dir).unwrap();
+    let mut case = causal_case("lora_adapter", &adapted, &prompts, None, 0);
+    case["head"] = json!("peft");
+    case["base"] = json!("lora_base");
+    cases.push(case);
     json!({"rel_tol": 1e-4, "cases": cases})
 }
 

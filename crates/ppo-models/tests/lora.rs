@@ -126,8 +126,17 @@ fn adapters_sit_on_the_targeted_projections_with_peft_shapes() {
     let per_layer = h * 4 + 4 * q + h * 4 + 4 * kv;
     assert_eq!(adapter, per_layer * c.num_hidden_layers);
     assert_eq!(adapter, lora(&["q_proj", "v_proj"]).num_params(&c));
-    let every = lora(&["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]);
-    let all_adapted = CausalLm::init(&c, &mut Rng::new(1), &device).with_lora(&every, &mut Rng::new(2));
+    let every = lora(&[
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ]);
+    let all_adapted =
+        CausalLm::init(&c, &mut Rng::new(1), &device).with_lora(&every, &mut Rng::new(2));
     assert_eq!(adapter_counts(&all_adapted).1, every.num_params(&c));
     assert_eq!(all, adapter_counts(&base).0 + adapter);
     // The same seed draws the same A.
