@@ -316,4 +316,46 @@ mod tests {
             .to_string();
         assert!(err.contains("missing.bpk"), "{err}");
     }
+
+    #[derive(Module, Debug)]
+    struct Two {
+        frozen: Param<Tensor<1>>,
+        trained: Param<Tensor<1>>,
+    }
+
+    fn two(frozen: f32, trained: f32) -> Two {
+        let device = Device::flex();
+        let t = |v: f32| {
+            Param::from_tensor(Tensor::from_data(TensorData::new(vec![v; 3], [3]), &device))
+        };
+        Two {
+            frozen: t(frozen),
+            trained: t(trained),
+        }
+    }
+
+    fn first(p: &Param<Tensor<1>>) -> f32 {
+        values(p.val())[0]
+    }
+
+    #[test]
+    fn a_part_is_saved_alone_and_loaded_over_the_rest_and_a_missing_part_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part.bpk");
+        save_module_where(&two(1.0, 2.0), &path, &|p| p == "trained").unwrap();
+        let names: Vec<String> = Reader::from_file(&path)
+            .unwrap()
+            .tensor_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(names, ["trained"]);
+        let loaded = load_module_part(two(5.0, 6.0), &path, &|p| p == "trained").unwrap();
+        assert_eq!((first(&loaded.frozen), first(&loaded.trained)), (5.0, 2.0));
+        let err = load_module_part(two(5.0, 6.0), &path, &|_| true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`frozen` is missing"), "{err}");
+    }
 }

@@ -636,3 +636,149 @@ fn bad_devices_and_precisions_are_refused_naming_the_key() {
     );
     assert!(text.contains("bfloat16"), "{text}");
 }
+
+#[test]
+fn a_lora_run_checkpoints_adapters_only_resumes_bit_for_bit_and_exports_merged_weights() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, full) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("full"),
+    );
+    let lora = [
+        "--set",
+        "lora.rank=4",
+        "--set",
+        "lora.alpha=16.0",
+        "--set",
+        "lora.target_modules=[\"q_proj\",\"v_proj\",\"down_proj\"]",
+        "--set",
+        "training.learning_rate=1e-2",
+    ];
+    let text = ok(train(&a, &[&lora[..], &["--max-steps", "4"]].concat()));
+    assert!(text.contains("no copy of its own"), "{text}");
+    assert!(text.contains("trained: LoRA"), "{text}");
+    ok(train(
+        &b,
+        &[&lora[..], &["--max-steps", "4", "--stop-after", "2"]].concat(),
+    ));
+    let text = ok(train(&b, &[&lora[..], &["--max-steps", "4"]].concat()));
+    assert!(text.contains("resuming"), "{text}");
+    assert_eq!(deterministic(&metrics(&a)), deterministic(&metrics(&b)));
+    assert_eq!(final_logits(&a), final_logits(&b));
+    // The first rollout's policy is the base itself (B = 0), which is the reference.
+    let first = &metrics(&a)[0];
+    assert_eq!(first.kind, RecordKind::Train);
+    let kl = first
+        .values
+        .iter()
+        .find(|(k, _)| k == "kl_divergence")
+        .unwrap();
+    assert_eq!(kl.1, 0.0, "{:?}", first.values);
+
+    // Checkpoints hold the adapters (and the critic's head), not the weights under them.
+    ok(train(
+        &full,
+        &["--max-steps", "2", "--set", "training.learning_rate=1e-2"],
+    ));
+    let size = |run: &Path, file: &str| {
+        std::fs::metadata(run.join("checkpoints/step_2").join(file))
+            .unwrap()
+            .len()
+    };
+    for file in [
+        "policy/model.bpk",
+        "critic/model.bpk",
+        "optimizer/policy.bpk",
+        "optimizer/critic.bpk",
+    ] {
+        let (adapters, weights) = (size(&a, file), size(&full, file));
+        assert!(
+            adapters * 5 < weights,
+            "{file}: {adapters} bytes with LoRA, {weights} without"
+        );
+    }
+    // A full run cannot be resumed as a LoRA run (its weights mean something else).
+    let text = failed(train(
+        &full,
+        &[&lora[..], &["--max-steps", "4", "--resume", "auto"]].concat(),
+    ));
+    assert!(text.contains("`lora.rank`"), "{text}");
+
+    // final/: the adapters folded into plain weights, and the PEFT directory beside them.
+    assert!(
+        a.join("final/policy-adapter/adapter_model.safetensors")
+            .is_file()
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("final/policy-adapter/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["r"], 4);
+    assert_eq!(config["target_modules"][2], "down_proj");
+    // The export of the last checkpoint is the final policy; it moved away from the base.
+    let exported = root.path().join("exported");
+    ok(Command::new(BIN)
+        .args(["export", "--checkpoint"])
+        .arg(a.join("checkpoints/step_4"))
+        .arg("--out")
+        .arg(&exported)
+        .output()
+        .unwrap());
+    let device = burn::tensor::Device::flex();
+    let logits = |dir: PathBuf| -> Vec<u32> {
+        let (_, policy) = ppo_models::hf::load_causal_lm(dir, &device).unwrap();
+        let probe = [256u32, 87, 114, 105, 116, 101];
+        ppo_models::to_f32_vec(policy.forward(&probe, &[true; 6], 1, None))
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    assert_eq!(logits(exported.join("policy")), final_logits(&a));
+    assert!(
+        exported
+            .join("policy-adapter/adapter_config.json")
+            .is_file()
+    );
+    // The adapters moved the policy away from the reference (the base).
+    let last = metrics(&a)
+        .into_iter()
+        .filter(|r| r.kind == RecordKind::Train)
+        .last()
+        .unwrap();
+    let kl = last
+        .values
+        .iter()
+        .find(|(k, _)| k == "kl_divergence")
+        .unwrap()
+        .1;
+    assert!(kl.abs() > 0.0, "{:?}", last.values);
+
+    // generate reads the adapters over the rebuilt base.
+    let out = Command::new(BIN)
+        .args(["generate", "--greedy", "--json", "--max-new-tokens", "3"])
+        .args(["--prompt", "Write the letter q", "--checkpoint"])
+        .arg(a.join("checkpoints/step_4"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(ok(out).trim()).unwrap();
+    assert!(
+        json["token_ids"].as_array().is_some_and(|t| !t.is_empty()),
+        "{json}"
+    );
+}
+
+#[test]
+fn bad_lora_settings_are_refused_naming_the_key() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("run");
+    for (set, key) in [
+        ("lora.dropout=0.05", "lora.dropout"),
+        ("lora.target_modules=[\"qkv_proj\"]", "lora.target_modules"),
+        ("lora.alpha=0.0", "lora.alpha"),
+    ] {
+        let text = failed(train(&out, &["--set", "lora.rank=8", "--set", set]));
+        assert!(text.contains(key), "{set}: {text}");
+        assert!(!out.exists(), "nothing written");
+    }
+}

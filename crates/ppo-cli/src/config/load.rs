@@ -324,4 +324,8 @@ pub fn is_resume_locked(key: &str) -> bool {
         || key == "algorithm.advantage_estimator"
         || key.starts_with("data.")
         || key == "eval.eval_split"
+        || matches!(
+            key,
+            "lora.rank" | "lora.alpha" | "lora.target_modules" | "lora.critic"
+        )
 }
