@@ -194,6 +194,17 @@ pub const ALIASES: &[Alias] = &[
     (Seed, "WANDB_PROJECT", "tracking.experiment_name"),
     (Verl, "trainer.project_name", "tracking.experiment_name"),
     (Verl, "trainer.experiment_name", "tracking.run_name"),
+    (Trl, "lora_r", "lora.rank"),
+    (Verl, "actor_rollout_ref.model.lora_rank", "lora.rank"),
+    (Trl, "lora_alpha", "lora.alpha"),
+    (Verl, "actor_rollout_ref.model.lora_alpha", "lora.alpha"),
+    (Trl, "lora_dropout", "lora.dropout"),
+    (Trl, "lora_target_modules", "lora.target_modules"),
+    (
+        Verl,
+        "actor_rollout_ref.model.target_modules",
+        "lora.target_modules",
+    ),
 ];
 
 /// The last dotted segment of a key.
