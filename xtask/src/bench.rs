@@ -187,6 +187,7 @@ pub fn main(args: &[&str]) -> Result<()> {
     match args {
         ["deberta", rest @ ..] => return example("deberta_score_bench", rest),
         ["precision", rest @ ..] => return example("precision_bench", rest),
+        ["ppo", rest @ ..] => return crate::bench_ppo::main(rest),
         _ => {}
     }
     let args = parse_args(args)?;

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod bench_ppo;
 pub mod ci;
 pub mod clean;
 pub mod plot;

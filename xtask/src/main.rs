@@ -23,6 +23,11 @@ subcommands:
           scoring throughput (pairs/s) of a random DeBERTa-v3-large-shaped reward model on flex
   bench precision [--hidden D] [--layers L] [--batch B] [--tokens T] [--reps N]
           forward+backward time of a random Qwen3-shaped model on flex, f32 against bf16 compute
+  bench ppo [--shape tiny|small|q06] [--reference] [--backend flex|tch:cpu] [--threads N]
+            [--reps R] [--batch B] [--prompt-tokens P] [--new-tokens T] [--python PATH]
+          one PPO iteration of a random Qwen3-shaped policy + critic per phase (generate,
+          score passes, update); --reference runs the same workload in PyTorch + transformers
+          (bench/reference/ppo_iteration.py) alternately and prints medians side by side
   help    print this message
 ";
 
