@@ -173,3 +173,51 @@ fn version_says_libtorch_is_built_in() {
         "{text}"
     );
 }
+
+#[test]
+fn a_lora_run_on_libtorch_resumes_bit_for_bit_and_tracks_flex() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, flex) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("flex"),
+    );
+    let lora = [
+        "--set",
+        "lora.rank=4",
+        "--set",
+        "lora.target_modules=[\"q_proj\",\"v_proj\",\"up_proj\"]",
+        "--set",
+        "training.learning_rate=1e-2",
+    ];
+    let on = |device: &'static str| [&lora[..], &["--device", device]].concat();
+    ok(train(
+        &a,
+        &[&on("tch:cpu")[..], &["--max-steps", "4"]].concat(),
+    ));
+    ok(train(
+        &b,
+        &[
+            &on("tch:cpu")[..],
+            &["--max-steps", "4", "--stop-after", "2"],
+        ]
+        .concat(),
+    ));
+    ok(train(
+        &b,
+        &[&on("tch:cpu")[..], &["--max-steps", "4"]].concat(),
+    ));
+    assert_eq!(deterministic(&metrics(&a)), deterministic(&metrics(&b)));
+    assert_eq!(final_logits(&a), final_logits(&b));
+    // The same adapters trained on flex: same first iteration within the backends' tolerance.
+    ok(train(
+        &flex,
+        &[&on("flex")[..], &["--max-steps", "2"]].concat(),
+    ));
+    let (ours, theirs) = (train_records(&a), train_records(&flex));
+    let (key, rel) = worst_difference(&ours[0], &theirs[0]);
+    assert!(
+        rel <= 1e-3,
+        "tch:cpu vs flex with LoRA: {key} differs by {rel}"
+    );
+}

@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release -p ppo-core --example ppo_iteration_bench -- \
 //!         [--shape tiny|small|q06] [--batch B] [--prompt-tokens P] [--new-tokens T] \
-//!         [--iters N] [--device flex|tch:cpu] [--matmul-peak 1]
+//!         [--iters N] [--device flex|tch:cpu] [--matmul-peak 1] [--generate-only 1]
 //!
 //! The workload: B prompts of P random token ids, T sampled tokens each (temperature 1, no
 //! top-k/top-p, EOS never sampled: every response has T tokens), then log-probabilities of
@@ -194,6 +194,7 @@ fn main() {
         ("small".to_string(), 8usize, 32usize, 64usize, 2usize);
     let mut device_spec = "flex".to_string();
     let mut matmul_peak = false;
+    let mut generate_only = false;
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -211,6 +212,7 @@ fn main() {
             "--iters" => iters = number(),
             "--device" => device_spec = value.clone(),
             "--matmul-peak" => matmul_peak = value == "1",
+            "--generate-only" => generate_only = value == "1",
             other => panic!("unknown argument {other}"),
         }
     }
@@ -263,6 +265,33 @@ fn main() {
                 reference: None,
             })
             .collect();
+        if generate_only {
+            // Sampling alone (for profiles): the policy as the rollout samples with it.
+            let prompts: Vec<Vec<u32>> = samples
+                .iter()
+                .map(|s| tokenizer.encode(&s.prompt))
+                .collect();
+            let policy = burn::module::Module::valid(trainer.policy());
+            let started = Instant::now();
+            let out = ppo_models::generate(
+                &policy,
+                &prompts,
+                &trainer.config().sampling,
+                tokenizer.eos_id(),
+                tokenizer.pad_id(),
+                &mut rng,
+            );
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!(out.response_len, new_tokens);
+            if iter > 0 {
+                println!(
+                    "{}",
+                    serde_json::json!({"impl": "ppo-rs", "generate": seconds,
+                        "tokens_per_second": (batch * new_tokens) as f64 / seconds})
+                );
+            }
+            continue;
+        }
         let started = Instant::now();
         let (rollout, metrics) = trainer.step(&samples, &tokenizer, &mut reward).unwrap();
         let total = started.elapsed().as_secs_f64();

@@ -194,11 +194,17 @@ pub fn sample_token(logits: &[f32], config: &SamplingConfig, rng: &mut Rng) -> (
         let best = argmax(logits);
         return (best as u32, logprob(best));
     }
-    // Candidates by decreasing probability (ties by id, for determinism).
+    // Candidates by decreasing probability (ties by id, for determinism) when top-k or top-p
+    // cut the list; without either every token is a candidate, taken in id order (the same
+    // distribution, and no sort of the vocabulary at every step).
+    let by_probability = |a: &usize, b: &usize| scaled[*b].total_cmp(&scaled[*a]).then(a.cmp(b));
     let mut order: Vec<usize> = (0..scaled.len()).collect();
-    order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]).then(a.cmp(&b)));
-    if config.top_k > 0 {
+    if config.top_k > 0 && config.top_k < order.len() {
+        order.select_nth_unstable_by(config.top_k - 1, by_probability);
         order.truncate(config.top_k);
+        order.sort_by(by_probability);
+    } else if config.top_p < 1.0 {
+        order.sort_by(by_probability);
     }
     let probs: Vec<f64> = order.iter().map(|&i| (scaled[i] - log_z).exp()).collect();
     let mut keep = probs.len();
