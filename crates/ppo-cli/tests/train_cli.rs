@@ -743,8 +743,8 @@ fn a_lora_run_checkpoints_adapters_only_resumes_bit_for_bit_and_exports_merged_w
     // The adapters moved the policy away from the reference (the base).
     let last = metrics(&a)
         .into_iter()
-        .filter(|r| r.kind == RecordKind::Train)
-        .last()
+        .rev()
+        .find(|r| r.kind == RecordKind::Train)
         .unwrap();
     let kl = last
         .values
