@@ -188,6 +188,10 @@ pub fn main(args: &[&str]) -> Result<()> {
         ["deberta", rest @ ..] => return example("deberta_score_bench", rest),
         ["precision", rest @ ..] => return example("precision_bench", rest),
         ["ppo", rest @ ..] => return crate::bench_ppo::main(rest),
+        // `cargo xtask bench --reference [--shape S] …` is the side-by-side PPO iteration too.
+        rest if rest.iter().any(|a| ["--reference", "--shape"].contains(a)) => {
+            return crate::bench_ppo::main(rest);
+        }
         _ => {}
     }
     let args = parse_args(args)?;

@@ -28,6 +28,7 @@ subcommands:
           one PPO iteration of a random Qwen3-shaped policy + critic per phase (generate,
           score passes, update); --reference runs the same workload in PyTorch + transformers
           (bench/reference/ppo_iteration.py) alternately and prints medians side by side
+          (`cargo xtask bench --reference [--shape S] …` is the same)
   help    print this message
 ";
 
