@@ -1,7 +1,11 @@
-//! The commands shown in README.md and docs/*.md cannot drift from the binary: every `ppo-cli`
-//! command in a fenced `sh` block names a real subcommand, only flags that subcommand has, only
-//! `--set` keys the configuration has, and `--config` files that exist; every `cargo xtask`
-//! subcommand exists. (Commands are checked, not run: most need models, data or minutes.)
+//! The commands shown in README.md and docs/*.md cannot drift from the binary.
+//!
+//! - Checked: every `ppo-cli` command in a fenced `sh` block names a real subcommand, only flags
+//!   that subcommand has, only `--set` keys the configuration has, and `--config` files that
+//!   exist; every `cargo xtask` subcommand exists.
+//! - Executed: the same blocks run in order, README.md first, then docs/*.md, in one scratch
+//!   directory, as a reader would paste them (see `the_docs_commands_run_offline_in_order` for
+//!   the few substitutions and the commands that cannot run offline, each with its reason).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,9 +17,23 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// (file, line, command) of every command line in the fenced `sh` blocks of the docs, with
-/// continuation lines joined and comments removed.
-fn doc_commands() -> Vec<(String, usize, String)> {
+/// What a reader of the docs is told to do, in order.
+#[derive(Debug)]
+enum Step {
+    /// A command line of a fenced `sh` block (continuation lines joined, comment removed), with
+    /// the output the docs show for it: a `# {…}` comment line right after it.
+    Command {
+        line: usize,
+        text: String,
+        expected: Option<String>,
+    },
+    /// A fenced block of another language whose first line names the file it is
+    /// (`# remote.toml`, `# reward_server.py: …`): the reader saves it under that name.
+    File { name: String, text: String },
+}
+
+/// README.md, then docs/*.md by name.
+fn doc_files() -> Vec<PathBuf> {
     let mut files = vec![repo().join("README.md")];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
         .unwrap()
@@ -24,36 +42,108 @@ fn doc_commands() -> Vec<(String, usize, String)> {
         .collect();
     docs.sort();
     files.extend(docs);
-    let mut out = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let (mut in_sh, mut pending, mut start) = (false, String::new(), 0);
-        for (i, line) in text.lines().enumerate() {
-            let trimmed = line.trim();
-            if trimmed.starts_with("```") {
-                in_sh = !in_sh && trimmed == "```sh";
-                continue;
-            }
-            if !in_sh {
-                continue;
-            }
-            let code = strip_comment(line);
-            if pending.is_empty() {
-                start = i + 1;
-            }
-            match code.trim_end().strip_suffix('\\') {
-                Some(head) => {
-                    pending.push_str(head);
-                    pending.push(' ');
-                }
-                None => {
-                    pending.push_str(&code);
-                    if !pending.trim().is_empty() {
-                        out.push((name.clone(), start, pending.trim().to_string()));
+    files
+}
+
+/// The file name a block's first line gives: `# NAME` or `# NAME: …` with a known extension.
+fn named_file(first_line: &str) -> Option<String> {
+    let rest = first_line.trim().strip_prefix("# ")?;
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || "._-".contains(*c))
+        .collect();
+    let tail = &rest[name.len()..];
+    let ext = name.rsplit_once('.')?.1;
+    (["toml", "py", "json", "jsonl"].contains(&ext) && (tail.is_empty() || tail.starts_with(':')))
+        .then_some(name)
+}
+
+/// The steps of one markdown text.
+fn doc_steps(text: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    // The open fence's language, and the lines of a non-`sh` block so far.
+    let (mut fence, mut block): (Option<String>, Vec<&str>) = (None, Vec::new());
+    let (mut pending, mut start) = (String::new(), 0);
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(info) = trimmed.strip_prefix("```") {
+            match fence.take() {
+                None => fence = Some(info.trim().to_string()),
+                Some(lang) => {
+                    if lang != "sh"
+                        && let Some(name) = block.first().and_then(|l| named_file(l))
+                    {
+                        steps.push(Step::File {
+                            name,
+                            text: block.join("\n") + "\n",
+                        });
                     }
-                    pending.clear();
+                    block.clear();
                 }
+            }
+            continue;
+        }
+        match fence.as_deref() {
+            None => continue,
+            Some("sh") => {}
+            Some(_) => {
+                block.push(line);
+                continue;
+            }
+        }
+        let code = strip_comment(line);
+        if pending.is_empty() && code.trim().is_empty() {
+            // A comment line right after a command: `# {…}` is its output.
+            if let (Some(shown), Some(Step::Command { expected, .. })) =
+                (trimmed.strip_prefix("# "), steps.last_mut())
+                && shown.starts_with('{')
+                && expected.is_none()
+            {
+                *expected = Some(shown.to_string());
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            start = i + 1;
+        }
+        match code.trim_end().strip_suffix('\\') {
+            Some(head) => {
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(&code);
+                steps.push(Step::Command {
+                    line: start,
+                    text: pending.trim().to_string(),
+                    expected: None,
+                });
+                pending.clear();
+            }
+        }
+    }
+    steps
+}
+
+/// (file, steps) for README.md and docs/*.md.
+fn all_steps() -> Vec<(String, Vec<Step>)> {
+    doc_files()
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            (name, doc_steps(&text))
+        })
+        .collect()
+}
+
+/// (file, line, command) of every command line in the fenced `sh` blocks of the docs.
+fn doc_commands() -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for (file, steps) in all_steps() {
+        for step in steps {
+            if let Step::Command { line, text, .. } = step {
+                out.push((file.clone(), line, text));
             }
         }
     }
@@ -261,4 +351,399 @@ fn the_checker_finds_a_wrong_flag_key_and_file() {
     );
     assert_eq!(strip_comment("ppo-cli x   # note"), "ppo-cli x   ");
     assert_eq!(strip_comment("echo '#x'"), "echo '#x'");
+}
+
+/// Commands of the docs that cannot run offline in a test, with the reason; each must still
+/// match a command in the docs (a stale entry fails the test).
+const NOT_RUN: &[(&str, &str)] = &[
+    (
+        "cargo test",
+        "the test suite: this test is part of that run",
+    ),
+    (
+        "huggingface-cli download",
+        "downloads from the Hugging Face hub: the walk starts with stand-ins for what it \
+         downloads (`stand_ins`)",
+    ),
+    (
+        "pip install",
+        "installs from PyPI (network, GBs): .ci/run installs what the tests need",
+    ),
+    ("scripts/install-", "installs from PyPI, as above"),
+    (
+        "python3 -m venv",
+        "a virtual environment for the installs above",
+    ),
+    (
+        "mlflow",
+        "an MLflow server: crates/ppo-log/tests/mlflow.rs trains against a real one",
+    ),
+    ("tracking.enabled=true", "needs the MLflow server above"),
+    (
+        "tensorboard --logdir",
+        "TensorBoard's web UI: train_tensorboard.rs reads the event files with TensorBoard's reader",
+    ),
+    (
+        "cargo xtask bench",
+        "benchmarks, minutes each: `cargo xtask bench`, not the tests",
+    ),
+    (
+        "--features tch",
+        "the LibTorch build: scripts/test-tch.sh builds it and runs its tests",
+    ),
+    ("LD_LIBRARY_PATH", "part of the LibTorch set-up above"),
+    (
+        "./target/release/ppo-cli",
+        "the binary of the LibTorch build above",
+    ),
+    ("scripts/gpu-check.sh", "needs a GPU machine"),
+    (
+        "scripts/make_data_fixtures.py",
+        "rewrites the committed data fixtures (and needs pyarrow from PyPI)",
+    ),
+];
+
+/// `PATH` shims that run what a reader runs with the binary under test: `ppo-cli` and
+/// `cargo run --release -p ppo-cli -- …` run it; `cargo xtask plot|clean-checkpoints …` run the
+/// binary's own `plot` / `clean-checkpoints` (the same library code, README "Resume, clean,
+/// plot"). The one change to a command: a `train` that starts a run (no `--resume PATH`, no
+/// existing run in `--output-dir`, or `--resume never`) without `--max-steps` or `--stop-after`
+/// gets `--max-steps 2`: here what matters is that each command works end to end, not the
+/// minutes of a full run (the main job's). A resume keeps the length its run was given.
+fn write_shims(bin_dir: &Path) {
+    std::fs::create_dir_all(bin_dir).unwrap();
+    let ppo_cli = format!(
+        r#"#!/bin/sh
+if [ "$1" = train ]; then
+    cap=yes prev= fresh= dir_has_run=
+    for a in "$@"; do
+        case "$a" in --max-steps|--max-steps=*|--stop-after|--stop-after=*) cap=no ;; esac
+        case "$prev" in
+            --resume) if [ "$a" = never ]; then fresh=yes; else cap=no; fi ;;
+            --output-dir) [ -d "$a/checkpoints" ] && dir_has_run=yes ;;
+        esac
+        prev=$a
+    done
+    [ -n "$dir_has_run" ] && [ -z "$fresh" ] && cap=no
+    [ $cap = yes ] && set -- "$@" --max-steps 2
+fi
+exec '{BIN}' "$@"
+"#
+    );
+    let cargo = r#"#!/bin/sh
+case "$*" in
+    "run --release -p ppo-cli -- "*) shift 5; exec ppo-cli "$@" ;;
+    "xtask plot "*|"xtask clean-checkpoints "*) shift; exec ppo-cli "$@" ;;
+esac
+echo "doc_commands: 'cargo $*' is not a command the docs walk runs" >&2
+exit 97
+"#;
+    for (name, text) in [("ppo-cli", ppo_cli.as_str()), ("cargo", cargo)] {
+        let path = bin_dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// Writes a one-row-group parquet file with UTF-8 columns `question` and `answer`.
+fn write_parquet(path: &Path, rows: &[(String, String)]) {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use std::sync::Arc;
+
+    let schema = parse_message_type(
+        "message schema { REQUIRED BYTE_ARRAY question (UTF8); REQUIRED BYTE_ARRAY answer (UTF8); }",
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut column_index = 0;
+    while let Some(mut column) = group.next_column().unwrap() {
+        let values: Vec<ByteArray> = rows
+            .iter()
+            .map(|(q, a)| ByteArray::from(if column_index == 0 { q } else { a }.as_str()))
+            .collect();
+        column
+            .typed::<ByteArrayType>()
+            .write_batch(&values, None, None)
+            .unwrap();
+        column.close().unwrap();
+        column_index += 1;
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+/// What the skipped hub downloads would have put in the scratch directory, made offline:
+/// `models/Qwen3-0.6B` is a one-layer, width-32 version of the built-in Qwen3-style model after
+/// one iteration, exported in Hugging Face format (byte tokenizer), with the ChatML template of
+/// the tokenizer fixtures and a 1024-token context; `data/gsm8k/main/{train,test}-00000-of-00001
+/// .parquet` hold 40 and 16 GSM8K-style problems (`question`, `answer` ending in `#### N`).
+fn stand_ins(dir: &Path) {
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .args(["train", "--max-steps", "1", "--output-dir", ".stand-in"])
+        .args(
+            [
+                "model.max_position_embeddings=1024",
+                "model.hidden_size=32",
+                "model.intermediate_size=64",
+                "model.num_hidden_layers=1",
+                "model.head_dim=8",
+                "plots=false",
+            ]
+            .iter()
+            .flat_map(|kv| ["--set", kv]),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the stand-in model's run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = dir.join("models/Qwen3-0.6B");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(dir.join(".stand-in/final/policy")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(
+        repo().join("crates/ppo-models/tests/fixtures/tokenizer/qwen_chatml/chat_template.jinja"),
+        model.join("chat_template.jinja"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(dir.join(".stand-in")).unwrap();
+    let data = dir.join("data/gsm8k/main");
+    std::fs::create_dir_all(&data).unwrap();
+    let problems = |range: std::ops::Range<u32>| -> Vec<(String, String)> {
+        range
+            .map(|i| {
+                let (a, b) = (3 + i % 7, 2 + i / 7);
+                (
+                    format!("Sam has {a} boxes of {b} pencils. How many pencils is that?"),
+                    format!(
+                        "{a} boxes of {b} pencils is {a}*{b}=<<{a}*{b}={p}>>{p}.\n#### {p}",
+                        p = a * b
+                    ),
+                )
+            })
+            .collect()
+    };
+    write_parquet(&data.join("train-00000-of-00001.parquet"), &problems(0..40));
+    write_parquet(&data.join("test-00000-of-00001.parquet"), &problems(40..56));
+}
+
+/// A command of the docs run by `sh` in `dir`; its output goes to `log`.
+fn run_shell(dir: &Path, path_var: &str, command: &str, log: &Path) -> std::process::Child {
+    let output = std::fs::File::create(log).unwrap();
+    Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", command])
+        .env("PATH", path_var)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap()
+}
+
+/// Whether two JSON texts hold the same values, numbers equal to 1e-5 relative (a score printed
+/// by another CPU's SIMD path may differ in the last digits).
+fn same_json(printed: &str, shown: &str) -> bool {
+    fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+        use serde_json::Value::{Array, Number, Object};
+        match (a, b) {
+            (Number(x), Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1e-30)
+            }
+            (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b)),
+            (Object(x), Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    match (
+        serde_json::from_str::<serde_json::Value>(printed),
+        serde_json::from_str::<serde_json::Value>(shown),
+    ) {
+        (Ok(a), Ok(b)) => close(&a, &b),
+        _ => false,
+    }
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[test]
+fn the_docs_commands_run_offline_in_order() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The repository files the docs point at, as in a checkout.
+    for linked in ["configs", "crates", "scripts"] {
+        std::os::unix::fs::symlink(
+            repo().join(linked).canonicalize().unwrap(),
+            dir.join(linked),
+        )
+        .unwrap();
+    }
+    let bin_dir = scratch.path().join("bin");
+    write_shims(&bin_dir);
+    let path_var = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    stand_ins(&dir);
+    // A free port for the docs' example servers (they say 8000).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let logs = scratch.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+
+    let mut used = vec![false; NOT_RUN.len()];
+    let (mut ran, mut skipped, mut background) = (Vec::new(), Vec::new(), Vec::new());
+    for (file, steps) in all_steps() {
+        for step in steps {
+            let (line, command, expected) = match step {
+                Step::File { name, text } => {
+                    std::fs::write(dir.join(&name), text.replace("8000", &port)).unwrap();
+                    continue;
+                }
+                Step::Command {
+                    line,
+                    text,
+                    expected,
+                } => (line, text, expected),
+            };
+            let at = format!("{file}:{line}");
+            if let Some(i) = NOT_RUN.iter().position(|(p, _)| command.contains(p)) {
+                used[i] = true;
+                skipped.push(format!("{at}: {command}\n      not run: {}", NOT_RUN[i].1));
+                continue;
+            }
+            let command = command.replace("8000", &port);
+            let log = logs.join(format!("{}.log", ran.len() + background.len()));
+            if let Some(server) = command.strip_suffix('&') {
+                background.push(run_shell(&dir, &path_var, &format!("exec {server}"), &log));
+                ran.push(format!("{at}: {command}"));
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let mut child = run_shell(&dir, &path_var, &command, &log);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    child.kill().unwrap();
+                    panic!("{at}: still running after 10 min\n    {command}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
+            assert!(
+                status.success(),
+                "{at}: the command failed ({status})\n    {command}\n{}",
+                tail(&log, 40)
+            );
+            if let Some(expected) = expected {
+                let printed = std::fs::read_to_string(&log).unwrap();
+                assert!(
+                    same_json(printed.trim(), &expected),
+                    "{at}: the output differs from the one the docs show\n    {command}\n\
+                     printed: {}\n   shown: {expected}",
+                    printed.trim()
+                );
+            }
+            ran.push(format!(
+                "{at} ({:.1} s): {command}",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    for mut child in background {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    eprintln!("ran {} commands of the docs:", ran.len());
+    for r in &ran {
+        eprintln!("  {r}");
+    }
+    eprintln!("not run ({}):", skipped.len());
+    for s in &skipped {
+        eprintln!("  {s}");
+    }
+    let stale: Vec<_> = NOT_RUN
+        .iter()
+        .zip(&used)
+        .filter(|(_, used)| !**used)
+        .map(|((p, _), _)| *p)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "NOT_RUN entries that match no command of the docs: {stale:?}"
+    );
+    assert!(
+        ran.len() >= 20,
+        "only {} commands ran: is the extraction broken?",
+        ran.len()
+    );
+}
+
+#[test]
+fn files_and_shown_output_are_read_from_the_blocks() {
+    let md = "text\n```toml\n# my.toml: the keys\n[a]\nb = 1\n```\n```python\nprint(1)\n```\n\
+              ```sh\nppo-cli score \\\n    --json   # note\n# {\"score\":1}\n\nppo-cli x\n```\n";
+    let steps = doc_steps(md);
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(
+        matches!(&steps[0], Step::File { name, text } if name == "my.toml" && text == "# my.toml: the keys\n[a]\nb = 1\n")
+    );
+    assert!(
+        matches!(&steps[1], Step::Command { line: 11, text, expected: Some(e) } if text == "ppo-cli score      --json" && e == "{\"score\":1}")
+    );
+    assert!(matches!(&steps[2], Step::Command { expected: None, .. }));
+    assert!(same_json(
+        r#"{"a":[1,2],"s":0.20393611}"#,
+        r#"{"s":0.20393607,"a":[1,2]}"#
+    ));
+    assert!(!same_json(
+        r#"{"a":[1,2],"s":0.2040}"#,
+        r#"{"s":0.20393607,"a":[1,2]}"#
+    ));
+    assert!(!same_json(
+        r#"{"a":[1,3],"s":0.2}"#,
+        r#"{"s":0.2,"a":[1,2]}"#
+    ));
+    assert!(!same_json("not json", "{}"));
+    assert_eq!(named_file("# remote.toml"), Some("remote.toml".into()));
+    assert_eq!(
+        named_file("# reward_server.py: a server"),
+        Some("reward_server.py".into())
+    );
+    assert_eq!(named_file("# 0.8 × the GSM8K verifier"), None);
+    assert_eq!(named_file("# see configs/x.toml for"), None);
 }
