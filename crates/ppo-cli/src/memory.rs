@@ -287,23 +287,9 @@ pub fn proc_status_mib(field: &str) -> f64 {
 mod tests {
     use super::*;
 
-    fn q06() -> TransformerConfig {
-        TransformerConfig {
-            vocab_size: 151_936,
-            hidden_size: 1024,
-            intermediate_size: 3072,
-            num_hidden_layers: 28,
-            num_attention_heads: 16,
-            num_key_value_heads: 8,
-            head_dim: 128,
-            tie_word_embeddings: true,
-            ..TransformerConfig::tiny(151_936)
-        }
-    }
-
     #[test]
     fn qwen3_06b_plan_by_hand() {
-        let config = q06();
+        let config = TransformerConfig::qwen3_0_6b();
         // Qwen3-0.6B: 596 M parameters with tied embeddings (transformers counts 596,049,920).
         assert_eq!(config.num_params(), 596_049_920);
         let critic = critic_params(&config);
@@ -339,7 +325,7 @@ mod tests {
         .to_vec();
         let resolved = crate::config::load(None, &sets).unwrap();
         let placement = Placement::of(&resolved.raw).unwrap();
-        let roles = roles(&resolved.raw, &q06(), &placement);
+        let roles = roles(&resolved.raw, &TransformerConfig::qwen3_0_6b(), &placement);
         let p = 596_049_920u64;
         // q_proj 1024 → 2048, v_proj 1024 → 1024: 16·(3072 + 2048) per layer, 28 layers.
         let adapters = 16 * (3072 + 2048) * 28;
@@ -359,7 +345,7 @@ mod tests {
         // In bf16 the reference is a copy of its own again (half the size).
         let sets = [sets, vec!["precision.reference=\"bfloat16\"".into()]].concat();
         let resolved = crate::config::load(None, &sets).unwrap();
-        let roles = super::roles(&resolved.raw, &q06(), &placement);
+        let roles = super::roles(&resolved.raw, &TransformerConfig::qwen3_0_6b(), &placement);
         assert_eq!(roles[1].shared_with, None);
         assert_eq!(roles[1].bytes(), 2 * p);
     }

@@ -50,15 +50,9 @@ fn shape(name: &str) -> TransformerConfig {
             ..base
         },
         "q06" => TransformerConfig {
-            vocab_size: 151_936,
-            hidden_size: 1024,
-            intermediate_size: 3072,
-            num_hidden_layers: 28,
-            num_attention_heads: 16,
-            num_key_value_heads: 8,
-            head_dim: 128,
-            rope_theta: 1_000_000.0,
-            ..base
+            max_position_embeddings: base.max_position_embeddings,
+            initializer_range: base.initializer_range,
+            ..TransformerConfig::qwen3_0_6b()
         },
         other => panic!("unknown shape {other:?} (tiny, small, q06)"),
     }

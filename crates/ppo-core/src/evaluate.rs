@@ -4,7 +4,7 @@
 //! checkpoint's models; [`crate::PpoTrainer::evaluate`] on its own).
 
 use ppo_models::{
-    CausalLm, Rng, SamplingConfig, Stop, Tokenizer, generate_chunked, response_logprobs, to_f32_vec,
+    CausalLm, Rng, SamplingConfig, Stop, Tokenizer, generate_chunked, to_f32_vec, token_logprobs,
 };
 
 use crate::trainer::{checked_scores, encode, gather, reward_inputs};
@@ -92,14 +92,11 @@ pub fn evaluate(
         let resp = gather(&response_ids, r, chunk);
         let valid = gather(&g.response_mask, r, chunk);
         let n = chunk.len();
-        let (lp, h) =
-            response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
-        let (lp_ref, _) = response_logprobs(
-            reference.forward(&ids, &mask, n, None),
-            &resp,
-            p,
-            temperature,
-        );
+        let logits = policy.response_logits(&ids, &mask, n, p);
+        let (lp, h) = token_logprobs(logits, &resp, temperature, true);
+        let logits = reference.response_logits(&ids, &mask, n, p);
+        let (lp_ref, _) = token_logprobs(logits, &resp, temperature, false);
+        let h = h.expect("asked for");
         let (lp, h, lp_ref) = (to_f32_vec(lp), to_f32_vec(h), to_f32_vec(lp_ref));
         for i in (0..valid.len()).filter(|&i| valid[i]) {
             entropy_sum += f64::from(h[i]);

@@ -63,6 +63,29 @@ impl TransformerConfig {
         }
     }
 
+    /// Qwen3-0.6B's published shape (its config.json): 28 layers, width 1024, MLP 3072, GQA
+    /// 16/8 heads of 128, q/k norm, tied embeddings, vocabulary 151 936, RoPE θ 10⁶; 596 M
+    /// parameters. For memory plans, benchmarks and tests that need the real size without the
+    /// weights.
+    pub fn qwen3_0_6b() -> Self {
+        Self {
+            vocab_size: 151_936,
+            hidden_size: 1024,
+            intermediate_size: 3072,
+            num_hidden_layers: 28,
+            num_attention_heads: 16,
+            num_key_value_heads: 8,
+            head_dim: 128,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            max_position_embeddings: 40_960,
+            tie_word_embeddings: true,
+            attention_bias: false,
+            qk_norm: true,
+            initializer_range: 0.02,
+        }
+    }
+
     /// Checks the shape is buildable; the error names the offending key.
     pub fn validate(&self) -> Result<(), ModelError> {
         let positive = [

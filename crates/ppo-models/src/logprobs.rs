@@ -20,13 +20,29 @@ pub fn response_logprobs(
         prompt_len >= 1 && prompt_len <= l,
         "prompt_len {prompt_len} out of 1..={l}"
     );
-    let r = l - prompt_len;
+    let predicting = logits.slice([0..b, prompt_len - 1..l - 1, 0..v]);
+    let (logp, entropy) = token_logprobs(predicting, response_ids, temperature, true);
+    (logp, entropy.expect("asked for"))
+}
+
+/// Log-probs of the response tokens `[batch, R]` and, when `entropy`, the entropies of the
+/// distributions they were drawn from, from the logits that predict them: `[batch, R, vocab]`
+/// (row `i` predicts token `i`, as [`CausalLm::response_logits`](crate::CausalLm::response_logits)
+/// returns them), divided by `temperature`. Without `entropy` the pass over the vocabulary
+/// that computes it is not run (the reference model's and the evaluation's KL need only the
+/// log-probs).
+pub fn token_logprobs(
+    logits: Tensor<3>,
+    response_ids: &[u32],
+    temperature: f64,
+    entropy: bool,
+) -> (Tensor<2>, Option<Tensor<2>>) {
+    let [b, r, _] = logits.dims();
     let device = logits.device();
-    let scaled = logits.slice([0..b, prompt_len - 1..l - 1, 0..v]) / temperature;
-    let logp = log_softmax(scaled, 2); // [b, r, v]
+    let logp = log_softmax(logits / temperature, 2); // [b, r, v]
     let ids: Vec<i64> = response_ids.iter().map(|&id| i64::from(id)).collect();
     let ids = Tensor::<3, Int>::from_data(TensorData::new(ids, [b, r, 1]), &device);
     let token_logp = logp.clone().gather(2, ids).reshape([b, r]);
-    let entropy = (logp.clone().exp() * logp).sum_dim(2).reshape([b, r]).neg();
+    let entropy = entropy.then(|| (logp.clone().exp() * logp).sum_dim(2).reshape([b, r]).neg());
     (token_logp, entropy)
 }

@@ -452,6 +452,33 @@ impl CausalLm {
         cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let hidden = self.model.forward(input_ids, attention_mask, batch, cache);
+        self.project(hidden)
+    }
+
+    /// The logits that predict the response: those of positions `prompt_len − 1 .. q_len − 1`,
+    /// `[batch, q_len − prompt_len, vocab]` in f32, for a sequence whose first `prompt_len`
+    /// positions are the prompt. The same values as the matching rows of
+    /// [`forward`](Self::forward), with the output head run on those rows only (the prompt's
+    /// rows would be projected onto the vocabulary and thrown away: at Qwen3-0.6B's vocabulary
+    /// the head is a quarter of the model's FLOPs). `prompt_len` must be at least 1.
+    pub fn response_logits(
+        &self,
+        input_ids: &[u32],
+        attention_mask: &[bool],
+        batch: usize,
+        prompt_len: usize,
+    ) -> Tensor<3> {
+        let hidden = self.model.forward(input_ids, attention_mask, batch, None);
+        let [b, l, h] = hidden.dims();
+        assert!(
+            prompt_len >= 1 && prompt_len <= l,
+            "prompt_len {prompt_len} out of 1..={l}"
+        );
+        self.project(hidden.slice([0..b, prompt_len - 1..l - 1, 0..h]))
+    }
+
+    /// The output head: `[batch, t, hidden]` → logits `[batch, t, vocab]` in f32.
+    fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
         let logits = match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => {

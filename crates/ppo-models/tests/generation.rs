@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor};
 use ppo_models::{
     ByteTokenizer, CausalLm, Rng, SamplingConfig, Tokenizer, TransformerConfig, generate,
-    response_logprobs,
+    response_logprobs, token_logprobs,
 };
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -277,5 +277,45 @@ fn several_eos_ids_and_stop_strings_end_a_row_at_the_first() {
         assert!(got.len() <= 4, "{got:?}");
         assert!(ByteTokenizer.decode(&got).contains(&text));
         assert_eq!(got, full[..got.len()]);
+    }
+}
+
+#[test]
+fn response_logits_are_the_full_forwards_response_rows_bit_for_bit() {
+    for config in configs() {
+        let policy = model(&config, 5);
+        let tok = ByteTokenizer;
+        let sampling = SamplingConfig {
+            max_new_tokens: 6,
+            ..Default::default()
+        };
+        let g = generate(
+            &policy,
+            &prompts(),
+            &sampling,
+            tok.eos_id(),
+            tok.pad_id(),
+            &mut Rng::new(3),
+        );
+        let (b, l, p) = (g.batch_size, g.seq_len(), g.prompt_len);
+        let full = policy.forward(&g.sequences, &g.attention_mask, b, None);
+        let vocab = full.dims()[2];
+        let rows = to_vec(full.clone().slice([0..b, p - 1..l - 1, 0..vocab]));
+        let tail = policy.response_logits(&g.sequences, &g.attention_mask, b, p);
+        assert_eq!(tail.dims(), [b, l - p, vocab]);
+        assert_eq!(
+            to_vec(tail.clone()),
+            rows,
+            "the head on the response rows only"
+        );
+        for temperature in [0.7, 1.0] {
+            let (a, ha) = response_logprobs(full.clone(), &g.response_ids(), p, temperature);
+            let (c, hc) = token_logprobs(tail.clone(), &g.response_ids(), temperature, true);
+            assert_eq!(to_vec(a.clone()), to_vec(c));
+            assert_eq!(to_vec(ha), to_vec(hc.unwrap()));
+            let (d, none) = token_logprobs(tail.clone(), &g.response_ids(), temperature, false);
+            assert!(none.is_none());
+            assert_eq!(to_vec(a), to_vec(d));
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use ppo_models::{
-    CausalLm, Generation, Stop, Tokenizer, generate_chunked, merged, response_logprobs, to_f32_vec,
+    CausalLm, Generation, Stop, Tokenizer, generate_chunked, merged, to_f32_vec, token_logprobs,
 };
 
 use super::PpoTrainer;
@@ -534,16 +534,12 @@ impl PpoTrainer {
             let mask = gather(&g.attention_mask, l, chunk);
             let resp = gather(&response_ids, g.response_len, chunk);
             let n = chunk.len();
-            let (lp, h) =
-                response_logprobs(policy.forward(&ids, &mask, n, None), &resp, p, temperature);
+            let logits = policy.response_logits(&ids, &mask, n, p);
+            let (lp, h) = token_logprobs(logits, &resp, temperature, true);
             scatter(&mut old, chunk, to_f32_vec(lp));
-            scatter(&mut ent, chunk, to_f32_vec(h));
-            let (lp_ref, _) = response_logprobs(
-                self.reference.forward(&ids, &mask, n, None),
-                &resp,
-                p,
-                temperature,
-            );
+            scatter(&mut ent, chunk, to_f32_vec(h.expect("asked for")));
+            let logits = self.reference.response_logits(&ids, &mask, n, p);
+            let (lp_ref, _) = token_logprobs(logits, &resp, temperature, false);
             scatter(&mut refs, chunk, to_f32_vec(lp_ref));
             if let Some(critic) = &critic {
                 let values = response_values(critic.forward(&ids, &mask, n), p);
