@@ -32,26 +32,15 @@ fn rotary_tables(
     let inv_freq: Vec<f32> = (0..half)
         .map(|i| (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32)
         .collect();
-    // Each distinct position's half-row once (a batch repeats the same few positions in every
-    // row), then copied to both halves of every row that has it.
-    let mut distinct = positions.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let (mut cos_of, mut sin_of) = (Vec::new(), Vec::new());
-    for &p in &distinct {
-        for &f in &inv_freq {
-            let angle = (p as f32 * f) as f64;
-            cos_of.push(angle.cos() as f32);
-            sin_of.push(angle.sin() as f32);
-        }
-    }
     let mut cos = Vec::with_capacity(positions.len() * head_dim);
     let mut sin = Vec::with_capacity(positions.len() * head_dim);
-    for p in positions {
-        let at = distinct.binary_search(p).expect("listed") * half;
+    for &p in positions {
         for _ in 0..2 {
-            cos.extend_from_slice(&cos_of[at..at + half]);
-            sin.extend_from_slice(&sin_of[at..at + half]);
+            for &f in &inv_freq {
+                let angle = (p as f32 * f) as f64;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
         }
     }
     let shape = [batch, 1, seq, head_dim];
