@@ -56,6 +56,19 @@ fn prompts() -> Vec<Vec<u32>> {
     .collect()
 }
 
+/// `policy`'s samples for [`prompts`] with the byte tokenizer's EOS and padding.
+fn sample(policy: &CausalLm, sampling: &SamplingConfig, seed: u64) -> ppo_models::Generation {
+    let tok = ByteTokenizer;
+    generate(
+        policy,
+        &prompts(),
+        sampling,
+        tok.eos_id(),
+        tok.pad_id(),
+        &mut Rng::new(seed),
+    )
+}
+
 #[test]
 fn kv_cache_gives_the_same_samples_as_full_recompute() {
     for config in configs() {
@@ -66,14 +79,7 @@ fn kv_cache_gives_the_same_samples_as_full_recompute() {
             temperature: 0.9,
             ..Default::default()
         };
-        let cached = generate(
-            &policy,
-            &prompts(),
-            &sampling,
-            tok.eos_id(),
-            tok.pad_id(),
-            &mut Rng::new(3),
-        );
+        let cached = sample(&policy, &sampling, 3);
         let no_cache = SamplingConfig {
             use_cache: false,
             ..sampling
@@ -141,7 +147,6 @@ fn left_padded_row_equals_the_prompt_run_alone() {
 fn sampling_logprobs_equal_a_fresh_forward_at_the_same_temperature() {
     for config in configs() {
         let policy = model(&config, 4);
-        let tok = ByteTokenizer;
         for temperature in [0.7, 1.0, 1.5] {
             let sampling = SamplingConfig {
                 max_new_tokens: 8,
@@ -150,14 +155,7 @@ fn sampling_logprobs_equal_a_fresh_forward_at_the_same_temperature() {
                 top_p: 0.95,
                 ..Default::default()
             };
-            let g = generate(
-                &policy,
-                &prompts(),
-                &sampling,
-                tok.eos_id(),
-                tok.pad_id(),
-                &mut Rng::new(9),
-            );
+            let g = sample(&policy, &sampling, 9);
             let logits = policy.forward(&g.sequences, &g.attention_mask, g.batch_size, None);
             let (logp, entropy) =
                 response_logprobs(logits, &g.response_ids(), g.prompt_len, temperature);
@@ -193,14 +191,7 @@ fn stops_at_eos_keeps_it_and_masks_the_rest() {
         temperature: 3.0,
         ..Default::default()
     };
-    let g = generate(
-        &policy,
-        &prompts(),
-        &sampling,
-        tok.eos_id(),
-        tok.pad_id(),
-        &mut Rng::new(1),
-    );
+    let g = sample(&policy, &sampling, 1);
     let ids = g.response_ids();
     let r = g.response_len;
     for row in 0..g.batch_size {
@@ -284,19 +275,11 @@ fn several_eos_ids_and_stop_strings_end_a_row_at_the_first() {
 fn response_logits_are_the_full_forwards_response_rows_bit_for_bit() {
     for config in configs() {
         let policy = model(&config, 5);
-        let tok = ByteTokenizer;
         let sampling = SamplingConfig {
             max_new_tokens: 6,
             ..Default::default()
         };
-        let g = generate(
-            &policy,
-            &prompts(),
-            &sampling,
-            tok.eos_id(),
-            tok.pad_id(),
-            &mut Rng::new(3),
-        );
+        let g = sample(&policy, &sampling, 3);
         let (b, l, p) = (g.batch_size, g.seq_len(), g.prompt_len);
         let full = policy.forward(&g.sequences, &g.attention_mask, b, None);
         let vocab = full.dims()[2];
