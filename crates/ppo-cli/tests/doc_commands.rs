@@ -64,8 +64,11 @@ fn doc_steps(text: &str) -> Vec<Step> {
     // The open fence's language, and the lines of a non-`sh` block so far.
     let (mut fence, mut block): (Option<String>, Vec<&str>) = (None, Vec::new());
     let (mut pending, mut start) = (String::new(), 0);
+    // Whether the previous line ended a command (a `# {…}` line may follow it).
+    let mut after_command = false;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
+        let follows_command = std::mem::take(&mut after_command);
         if let Some(info) = trimmed.strip_prefix("```") {
             match fence.take() {
                 None => fence = Some(info.trim().to_string()),
@@ -97,7 +100,7 @@ fn doc_steps(text: &str) -> Vec<Step> {
             if let (Some(shown), Some(Step::Command { expected, .. })) =
                 (trimmed.strip_prefix("# "), steps.last_mut())
                 && shown.starts_with('{')
-                && expected.is_none()
+                && follows_command
             {
                 *expected = Some(shown.to_string());
             }
@@ -119,6 +122,7 @@ fn doc_steps(text: &str) -> Vec<Step> {
                     expected: None,
                 });
                 pending.clear();
+                after_command = true;
             }
         }
     }
@@ -585,6 +589,33 @@ fn same_json(printed: &str, shown: &str) -> bool {
     }
 }
 
+/// Servers the docs start with `&`: killed when the walk ends, also when it fails.
+struct Background(Vec<std::process::Child>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits for `child` (at most 10 minutes, then kills it and fails naming `what`).
+fn wait_for(mut child: std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{what}: still running after 10 min");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The last `n` lines of a file.
 fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -624,7 +655,7 @@ fn the_docs_commands_run_offline_in_order() {
     std::fs::create_dir_all(&logs).unwrap();
 
     let mut used = vec![false; NOT_RUN.len()];
-    let (mut ran, mut skipped, mut background) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ran, mut skipped, mut background) = (Vec::new(), Vec::new(), Background(Vec::new()));
     for (file, steps) in all_steps() {
         for step in steps {
             let (line, command, expected) = match step {
@@ -645,25 +676,16 @@ fn the_docs_commands_run_offline_in_order() {
                 continue;
             }
             let command = command.replace("8000", &port);
-            let log = logs.join(format!("{}.log", ran.len() + background.len()));
+            let log = logs.join(format!("{}.log", ran.len()));
             if let Some(server) = command.strip_suffix('&') {
-                background.push(run_shell(&dir, &path_var, &format!("exec {server}"), &log));
+                let server = run_shell(&dir, &path_var, &format!("exec {server}"), &log);
+                background.0.push(server);
                 ran.push(format!("{at}: {command}"));
                 continue;
             }
             let started = std::time::Instant::now();
-            let mut child = run_shell(&dir, &path_var, &command, &log);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-            let status = loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    break status;
-                }
-                if std::time::Instant::now() > deadline {
-                    child.kill().unwrap();
-                    panic!("{at}: still running after 10 min\n    {command}");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            };
+            let child = run_shell(&dir, &path_var, &command, &log);
+            let status = wait_for(child, &format!("{at}: {command}"));
             assert!(
                 status.success(),
                 "{at}: the command failed ({status})\n    {command}\n{}",
@@ -684,10 +706,7 @@ fn the_docs_commands_run_offline_in_order() {
             ));
         }
     }
-    for mut child in background {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(background);
     eprintln!("ran {} commands of the docs:", ran.len());
     for r in &ran {
         eprintln!("  {r}");
@@ -726,6 +745,11 @@ fn files_and_shown_output_are_read_from_the_blocks() {
         matches!(&steps[1], Step::Command { line: 11, text, expected: Some(e) } if text == "ppo-cli score      --json" && e == "{\"score\":1}")
     );
     assert!(matches!(&steps[2], Step::Command { expected: None, .. }));
+    let apart = doc_steps("```sh\nppo-cli x\n# a note\n# {\"score\":1}\n```\n");
+    assert!(
+        matches!(&apart[..], [Step::Command { expected: None, .. }]),
+        "a `# {{…}}` line is the output only right after its command: {apart:?}"
+    );
     assert!(same_json(
         r#"{"a":[1,2],"s":0.20393611}"#,
         r#"{"s":0.20393607,"a":[1,2]}"#

@@ -5,6 +5,7 @@
 
 use ppo_models::{
     CausalLm, Rng, SamplingConfig, Stop, Tokenizer, generate_chunked, to_f32_vec, token_logprobs,
+    token_logprobs_and_entropy,
 };
 
 use crate::trainer::{checked_scores, encode, gather, reward_inputs};
@@ -93,10 +94,9 @@ pub fn evaluate(
         let valid = gather(&g.response_mask, r, chunk);
         let n = chunk.len();
         let logits = policy.response_logits(&ids, &mask, n, p);
-        let (lp, h) = token_logprobs(logits, &resp, temperature, true);
+        let (lp, h) = token_logprobs_and_entropy(logits, &resp, temperature);
         let logits = reference.response_logits(&ids, &mask, n, p);
-        let (lp_ref, _) = token_logprobs(logits, &resp, temperature, false);
-        let h = h.expect("asked for");
+        let lp_ref = token_logprobs(logits, &resp, temperature);
         let (lp, h, lp_ref) = (to_f32_vec(lp), to_f32_vec(h), to_f32_vec(lp_ref));
         for i in (0..valid.len()).filter(|&i| valid[i]) {
             entropy_sum += f64::from(h[i]);

@@ -41,7 +41,7 @@ pub use deberta::{
 };
 pub use error::ModelError;
 pub use generate::{Generation, SamplingConfig, Stop, generate, generate_chunked, sample_token};
-pub use logprobs::{response_logprobs, token_logprobs};
+pub use logprobs::{response_logprobs, token_logprobs, token_logprobs_and_entropy};
 pub use lora::{
     LORA_TARGETS, LoraConfig, LoraConfigError, LoraRole, adapter_counts, lora_trains, merged,
 };

@@ -21,28 +21,43 @@ pub fn response_logprobs(
         "prompt_len {prompt_len} out of 1..={l}"
     );
     let predicting = logits.slice([0..b, prompt_len - 1..l - 1, 0..v]);
-    let (logp, entropy) = token_logprobs(predicting, response_ids, temperature, true);
-    (logp, entropy.expect("asked for"))
+    token_logprobs_and_entropy(predicting, response_ids, temperature)
 }
 
-/// Log-probs of the response tokens `[batch, R]` and, when `entropy`, the entropies of the
-/// distributions they were drawn from, from the logits that predict them: `[batch, R, vocab]`
-/// (row `i` predicts token `i`, as [`CausalLm::response_logits`](crate::CausalLm::response_logits)
-/// returns them), divided by `temperature`. Without `entropy` the pass over the vocabulary
-/// that computes it is not run (the reference model's and the evaluation's KL need only the
-/// log-probs).
-pub fn token_logprobs(
+/// Log-probs of the response tokens `[batch, R]` from the logits that predict them:
+/// `[batch, R, vocab]` (row `i` predicts token `i`, as
+/// [`CausalLm::response_logits`](crate::CausalLm::response_logits) returns them), divided by
+/// `temperature`. For the models whose entropy is not wanted (the reference's KL): no pass over
+/// the vocabulary beyond the log-softmax.
+pub fn token_logprobs(logits: Tensor<3>, response_ids: &[u32], temperature: f64) -> Tensor<2> {
+    log_softmax_at(logits, response_ids, temperature).1
+}
+
+/// [`token_logprobs`] and the entropies `[batch, R]` of the distributions the tokens were drawn
+/// from.
+pub fn token_logprobs_and_entropy(
     logits: Tensor<3>,
     response_ids: &[u32],
     temperature: f64,
-    entropy: bool,
-) -> (Tensor<2>, Option<Tensor<2>>) {
+) -> (Tensor<2>, Tensor<2>) {
+    let [b, r, _] = logits.dims();
+    let (logp, token_logp) = log_softmax_at(logits, response_ids, temperature);
+    let entropy = (logp.clone().exp() * logp).sum_dim(2).reshape([b, r]).neg();
+    (token_logp, entropy)
+}
+
+/// The log-softmax `[batch, R, vocab]` of `logits / temperature` and its values at
+/// `response_ids`, `[batch, R]`.
+fn log_softmax_at(
+    logits: Tensor<3>,
+    response_ids: &[u32],
+    temperature: f64,
+) -> (Tensor<3>, Tensor<2>) {
     let [b, r, _] = logits.dims();
     let device = logits.device();
-    let logp = log_softmax(logits / temperature, 2); // [b, r, v]
+    let logp = log_softmax(logits / temperature, 2);
     let ids: Vec<i64> = response_ids.iter().map(|&id| i64::from(id)).collect();
     let ids = Tensor::<3, Int>::from_data(TensorData::new(ids, [b, r, 1]), &device);
     let token_logp = logp.clone().gather(2, ids).reshape([b, r]);
-    let entropy = entropy.then(|| (logp.clone().exp() * logp).sum_dim(2).reshape([b, r]).neg());
-    (token_logp, entropy)
+    (logp, token_logp)
 }

@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor};
 use ppo_models::{
     ByteTokenizer, CausalLm, Rng, SamplingConfig, Tokenizer, TransformerConfig, generate,
-    response_logprobs, token_logprobs,
+    response_logprobs, token_logprobs, token_logprobs_and_entropy,
 };
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -293,11 +293,10 @@ fn response_logits_are_the_full_forwards_response_rows_bit_for_bit() {
         );
         for temperature in [0.7, 1.0] {
             let (a, ha) = response_logprobs(full.clone(), &g.response_ids(), p, temperature);
-            let (c, hc) = token_logprobs(tail.clone(), &g.response_ids(), temperature, true);
+            let (c, hc) = token_logprobs_and_entropy(tail.clone(), &g.response_ids(), temperature);
             assert_eq!(to_vec(a.clone()), to_vec(c));
-            assert_eq!(to_vec(ha), to_vec(hc.unwrap()));
-            let (d, none) = token_logprobs(tail.clone(), &g.response_ids(), temperature, false);
-            assert!(none.is_none());
+            assert_eq!(to_vec(ha), to_vec(hc));
+            let d = token_logprobs(tail.clone(), &g.response_ids(), temperature);
             assert_eq!(to_vec(a), to_vec(d));
         }
     }

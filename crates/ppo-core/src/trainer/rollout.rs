@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use ppo_models::{
     CausalLm, Generation, Stop, Tokenizer, generate_chunked, merged, to_f32_vec, token_logprobs,
+    token_logprobs_and_entropy,
 };
 
 use super::PpoTrainer;
@@ -535,11 +536,11 @@ impl PpoTrainer {
             let resp = gather(&response_ids, g.response_len, chunk);
             let n = chunk.len();
             let logits = policy.response_logits(&ids, &mask, n, p);
-            let (lp, h) = token_logprobs(logits, &resp, temperature, true);
+            let (lp, h) = token_logprobs_and_entropy(logits, &resp, temperature);
             scatter(&mut old, chunk, to_f32_vec(lp));
-            scatter(&mut ent, chunk, to_f32_vec(h.expect("asked for")));
+            scatter(&mut ent, chunk, to_f32_vec(h));
             let logits = self.reference.response_logits(&ids, &mask, n, p);
-            let (lp_ref, _) = token_logprobs(logits, &resp, temperature, false);
+            let lp_ref = token_logprobs(logits, &resp, temperature);
             scatter(&mut refs, chunk, to_f32_vec(lp_ref));
             if let Some(critic) = &critic {
                 let values = response_values(critic.forward(&ids, &mask, n), p);

@@ -4,7 +4,7 @@
 
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use ppo_models::{CausalLm, ValueModel, to_f32_vec, token_logprobs};
+use ppo_models::{CausalLm, ValueModel, to_f32_vec, token_logprobs_and_entropy};
 
 use super::PpoTrainer;
 use super::rollout::{Rollout, gather, response_values};
@@ -117,8 +117,7 @@ impl PpoTrainer {
                     let rows = |v: &[f32], d: &Device| tensor2(gather(v, r, micro), n, r, d);
                     let d = &self.device;
                     let logits = self.policy.response_logits(&ids, &attn, n, p);
-                    let (logp, entropy) = token_logprobs(logits, &resp, temperature, true);
-                    let entropy = entropy.expect("asked for");
+                    let (logp, entropy) = token_logprobs_and_entropy(logits, &resp, temperature);
                     let mask_t = rows(&mask_f, d);
                     let weight = tensor2(token_weight.clone(), n, r, d);
                     let pl = policy_loss(
